@@ -1,0 +1,74 @@
+"""One flat configuration object per server process, validated at construction.
+
+CLI flags (``tether serve --ctx-size 4096``) and environment variables (``TETHER_CTX_SIZE``)
+map one-to-one onto the fields below; see ``tether/cli.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_MODEL_ID = "google/gemma-3-270m"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a ``tether serve`` process needs to know.
+
+    ``model_path=None`` means the embedded default model (Gemma 3 270M, Q4_K_M).
+    ``ctx_size`` is the context of one sequence (prompt + completion). ``max_seqs`` is how
+    many sequences decode at once (``n > 1`` choices count one each). ``batch_tokens`` is the
+    per-step token budget shared by decoding and chunked prefill. ``threads=0`` picks the
+    number of physical cores.
+    """
+
+    host: str = LOOPBACK
+    port: int = 8000
+    model_path: str | None = None
+    model_id: str = DEFAULT_MODEL_ID
+    api_keys: tuple[str, ...] = ()
+    ctx_size: int = 4096
+    max_seqs: int = 64
+    max_queue: int = 256
+    batch_tokens: int = 512
+    threads: int = 0
+    kv_unified: bool = False
+    log_level: str = "info"
+    max_body_bytes: int = 4 * 1024 * 1024
+    keepalive_s: float = 15.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in [0, 65535], got {self.port}")
+        if self.ctx_size < 16:
+            raise ValueError(f"ctx_size must be at least 16, got {self.ctx_size}")
+        if not 1 <= self.max_seqs <= 256:
+            raise ValueError(f"max_seqs must be in [1, 256] (llama.cpp's limit), got {self.max_seqs}")
+        if self.max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {self.max_queue}")
+        if self.batch_tokens < self.max_seqs:
+            raise ValueError(
+                f"batch_tokens ({self.batch_tokens}) must be at least max_seqs ({self.max_seqs}) "
+                "so every running sequence can decode in one step"
+            )
+        if self.threads < 0:
+            raise ValueError(f"threads must be non-negative, got {self.threads}")
+        if self.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError(f"log_level must be a logging level name, got {self.log_level!r}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        if self.keepalive_s <= 0:
+            raise ValueError(f"keepalive_s must be positive, got {self.keepalive_s}")
+        if any(not key for key in self.api_keys):
+            raise ValueError("api_keys must not contain empty keys")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2))

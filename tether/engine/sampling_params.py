@@ -1,0 +1,66 @@
+"""Per-request sampling parameters, validated once at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tether.engine.errors import InvalidRequestError
+
+MAX_N = 128
+MAX_TOP_LOGPROBS = 20
+
+
+def _check(ok: bool, param: str, message: str) -> None:
+    if not ok:
+        raise InvalidRequestError(f"{param}: {message}", param=param)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to sample one request. Raises ``InvalidRequestError`` naming the field when out of range.
+
+    ``temperature == 0`` means greedy. ``top_k == 0`` and ``top_p == 1`` and ``min_p == 0``
+    disable those filters. ``seed=None`` means the engine picks one (and reports it).
+    ``logprobs`` is the number of top alternatives to return per token (``None``: none);
+    the sampled token's own logprob is always computed. ``grammar`` is a GBNF grammar
+    (root rule ``root``) that constrains every sampled token.
+    """
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    logprobs: int | None = None
+    ignore_eos: bool = False
+    grammar: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.max_tokens >= 1, "max_tokens", "must be at least 1")
+        _check(self.temperature >= 0, "temperature", "must be non-negative")
+        _check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        _check(self.top_k >= 0, "top_k", "must be non-negative")
+        _check(0 <= self.min_p <= 1, "min_p", "must be in [0, 1]")
+        _check(self.repetition_penalty > 0, "repetition_penalty", "must be positive")
+        _check(-2 <= self.presence_penalty <= 2, "presence_penalty", "must be in [-2, 2]")
+        _check(-2 <= self.frequency_penalty <= 2, "frequency_penalty", "must be in [-2, 2]")
+        _check(1 <= self.n <= MAX_N, "n", f"must be in [1, {MAX_N}]")
+        _check(
+            self.logprobs is None or 0 <= self.logprobs <= MAX_TOP_LOGPROBS,
+            "logprobs",
+            f"must be in [0, {MAX_TOP_LOGPROBS}]",
+        )
+        _check(self.seed is None or self.seed >= 0, "seed", "must be non-negative")
+        _check(all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings")
+        _check(len(self.stop) <= 16, "stop", "at most 16 stop strings")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0

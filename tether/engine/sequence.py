@@ -1,0 +1,74 @@
+"""``Sequence``: one choice of one request while the engine works on it."""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from tether.engine.detokenizer import Detokenizer
+from tether.engine.request import FinishReason, TokenInfo
+from tether.engine.sampling import Sampler
+from tether.engine.sampling_params import SamplingParams
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = "waiting"  # queued, no KV slot yet
+    FORKING = "forking"  # n > 1: waits for its parent's prompt, then copies the parent's KV
+    RUNNING = "running"  # holds a slot: prefilling while num_computed < len(prompt), then decoding
+    FINISHED = "finished"
+
+
+class Sequence:
+    """Token state of one choice: prompt + generated ``tokens``, of which ``num_computed``
+    have their KV in the sequence's slot. It owns its sampler and detokenizer."""
+
+    def __init__(
+        self,
+        request_id: str,
+        index: int,
+        prompt: list[int],
+        params: SamplingParams,
+        seed: int,
+        sampler: Sampler,
+        detokenizer: Detokenizer,
+    ) -> None:
+        self.request_id = request_id
+        self.index = index
+        self.tokens = list(prompt)
+        self.num_prompt = len(prompt)
+        self.params = params
+        self.seed = seed
+        self.sampler = sampler
+        self.detokenizer = detokenizer
+        self.status = SequenceStatus.WAITING
+        self.slot = -1
+        self.num_computed = 0
+        self.num_cached = 0
+        self.finish_reason: FinishReason | None = None
+        self.forks: list[Sequence] = []  # children that copy this prompt's KV (n > 1)
+        self.arrived = time.monotonic()
+        self.queue_time_s = 0.0
+        self.new_tokens: list[TokenInfo] = []
+        self.new_text = ""
+
+    @property
+    def num_generated(self) -> int:
+        return len(self.tokens) - self.num_prompt
+
+    @property
+    def prefilling(self) -> bool:
+        return self.num_computed < self.num_prompt
+
+    @property
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV this sequence's slot holds."""
+        return self.tokens[: self.num_computed]
+
+    def remaining_prompt(self) -> int:
+        return self.num_prompt - self.num_computed
+
+    def finish(self, reason: FinishReason) -> None:
+        self.finish_reason = reason
+        self.status = SequenceStatus.FINISHED
+        self.new_text += self.detokenizer.finalize()
+        self.sampler.close()
