@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.engine`` (engine vs raw llama.cpp) and ``tether bench`` (HTTP load)."""

@@ -1,0 +1,169 @@
+"""Engine benchmark: Tether's engine next to raw ``llama_decode`` on the same batches.
+
+    python -m bench.engine [--concurrency 1,4,16,64] [--prompt-tokens 128] [--gen-tokens 128]
+
+Prints single-stream decode tokens/s, prefill tokens/s, and steady-state aggregate decode
+tokens/s at each concurrency, each beside the ceiling measured in the same run: the same
+batches driven straight through ``llama_decode`` with no scheduler, detokenizer or sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tether.config import ServerConfig
+from tether.engine.async_engine import AsyncEngine
+from tether.engine.request import GenerationRequest
+from tether.engine.runner import ModelRunner
+from tether.engine.sampling_params import SamplingParams
+
+TEXT = (
+    "The history of computing is a story of people who wanted to calculate faster than "
+    "their hands allowed. Early machines used gears and levers; later ones used relays, "
+    "vacuum tubes and finally transistors etched by the billion onto slivers of silicon. "
+)
+
+
+@dataclass
+class Row:
+    name: str
+    engine: float
+    raw: float
+
+    @property
+    def ratio(self) -> float:
+        return self.engine / self.raw if self.raw else 0.0
+
+
+def prompts(runner: ModelRunner, count: int, length: int, salt: int) -> list[list[int]]:
+    """``count`` prompts of exactly ``length`` tokens, distinct from their second token on
+    and across salts, so no run can reuse another's prefix."""
+    body = runner.tokenize(TEXT * (2 + length // 20), add_special=False)
+    bos = runner.tokenize("", add_special=True)
+    return [bos + [1000 + 256 * salt + i] + body[i : i + length - len(bos) - 1] for i in range(count)]
+
+
+# -- raw llama.cpp ---------------------------------------------------------------------
+
+
+def raw_prefill(runner: ModelRunner, prompt: list[int], seq: int) -> float:
+    """Prefill one prompt in budget-sized chunks; return tokens/s."""
+    runner.seq_rm(seq)
+    chunk = runner.config.n_batch
+    start = time.perf_counter()
+    for i in range(0, len(prompt), chunk):
+        part = prompt[i : i + chunk]
+        runner.batch.clear()
+        runner.batch.add(part, i, seq, i + len(part) == len(prompt))
+        runner.decode()
+    return len(prompt) / (time.perf_counter() - start)
+
+
+def raw_decode(runner: ModelRunner, batch: list[list[int]], gen: int) -> float:
+    """Prefill every prompt, then time ``gen`` steps of one token per sequence."""
+    for seq, prompt in enumerate(batch):
+        raw_prefill(runner, prompt, seq)
+    start = time.perf_counter()
+    for step in range(gen):
+        runner.batch.clear()
+        for seq, prompt in enumerate(batch):
+            runner.batch.add([2000 + step], len(prompt) + step, seq, True)
+        runner.decode()
+    elapsed = time.perf_counter() - start
+    for seq in range(len(batch)):
+        runner.seq_rm(seq)
+    return len(batch) * gen / elapsed
+
+
+# -- the engine ------------------------------------------------------------------------
+
+
+async def engine_run(engine: AsyncEngine, batch: list[list[int]], gen: int) -> tuple[float, float]:
+    """Run all prompts at once; return (steady-state decode tokens/s, first prefill tokens/s).
+
+    Steady state is the window in which every sequence is decoding: from the moment the
+    last one produced its first token to the moment the first one finished.
+    """
+    params = SamplingParams(max_tokens=gen, temperature=0, ignore_eos=True)
+    stamps: list[list[float]] = [[] for _ in batch]
+    t0 = time.perf_counter()
+
+    async def one(i: int, prompt: list[int]) -> None:
+        async with engine.generate(GenerationRequest(f"bench-{time.time_ns()}-{i}", prompt, params)) as stream:
+            async for out in stream:
+                stamps[i].extend([time.perf_counter()] * len(out.tokens))
+
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(batch)))
+    all_started = max(s[0] for s in stamps)
+    first_done = min(s[-1] for s in stamps)
+    window = [t for s in stamps for t in s if all_started < t <= first_done]
+    decode = len(window) / (first_done - all_started) if first_done > all_started else 0.0
+    prefill = len(batch[0]) / (stamps[0][0] - t0)
+    return decode, prefill
+
+
+async def run(args: argparse.Namespace) -> list[Row]:
+    levels = [int(c) for c in args.concurrency.split(",")]
+    config = ServerConfig(
+        ctx_size=args.prompt_tokens + args.gen_tokens + 8,
+        max_seqs=max(levels),
+        batch_tokens=512,
+        threads=args.threads,
+        kv_unified=args.kv_unified,
+    )
+    engine = AsyncEngine(config)
+    await engine.start()
+    runner = engine.core.runner
+    rows: list[Row] = []
+    pf_len = config.ctx_size - 2
+    try:
+        # The raw runs borrow the engine's context while the engine is idle; salts keep
+        # the engine's prefix cache from matching KV that a raw run has since removed.
+        raw_pf = raw_prefill(runner, prompts(runner, 1, pf_len, salt=0)[0], 0)
+        runner.seq_rm(0)
+        _, eng_pf = await engine_run(engine, prompts(runner, 1, pf_len, salt=1), 1)
+        rows.append(Row("prefill tokens/s", eng_pf, raw_pf))
+        for salt, c in enumerate(levels, start=2):
+            raw = raw_decode(runner, prompts(runner, c, args.prompt_tokens, salt=0), args.gen_tokens)
+            eng, _ = await engine_run(engine, prompts(runner, c, args.prompt_tokens, salt), args.gen_tokens)
+            name = "single-stream decode tokens/s" if c == 1 else f"decode tokens/s, {c} streams"
+            rows.append(Row(name, eng, raw))
+    finally:
+        await engine.stop()
+    return rows
+
+
+def report(rows: list[Row], out: Path | None) -> None:
+    table = Table(title="Tether engine vs raw llama_decode (same process, same batches)")
+    for col in ("measure", "tether", "raw llama.cpp", "tether / raw"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+    for r in rows:
+        table.add_row(r.name, f"{r.engine:.1f}", f"{r.raw:.1f}", f"{r.ratio:.0%}")
+    Console().print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in rows], indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--kv-unified", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/engine.json"))
+    args = parser.parse_args(argv)
+    report(asyncio.run(run(args)), args.out)
+
+
+if __name__ == "__main__":
+    main()
