@@ -1,0 +1,1 @@
+"""The HTTP API: Together's inference API over an ``Engine`` (see ``tether.api.app``)."""

@@ -1,0 +1,79 @@
+"""The FastAPI app: thin routes over the endpoint services.
+
+Every ``/v1/...`` route is also served under ``/v1/v1/...`` and bare ``/...``: ``together``
+3.x appends ``/v1/...`` to its base URL, so users who paste ``http://host:port/v1`` hit
+``/v1/v1/...``, while ``together`` 1.x and the TypeScript SDK expect the base URL to end in
+``/v1`` (wire-contract.md "Routes"). Every route but ``/health`` requires the API key when
+keys are configured. No OpenAPI or docs routes: the contract is wire-contract.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tether.api import protocol
+from tether.api.auth import ApiKeyAuth
+from tether.api.chat import ChatService
+from tether.api.completions import CompletionService
+from tether.api.errors import crash_response, install_error_handlers
+from tether.api.inference import InferenceService
+from tether.api.metrics import CONTENT_TYPE, Metrics
+from tether.api.middleware import RequestIdMiddleware
+from tether.api.models import ModelCatalog
+from tether.api.serving import ServingContext
+from tether.config import ServerConfig
+from tether.engine.base import Engine
+
+V1_PREFIXES = ("/v1", "/v1/v1", "")
+
+
+def _v1_router(ctx: ServingContext) -> APIRouter:
+    router = APIRouter()
+    chat = ChatService(ctx)
+    completions = CompletionService(ctx)
+    router.add_api_route("/chat/completions", chat.create, methods=["POST"])
+    router.add_api_route("/completions", completions.create, methods=["POST"])
+    router.add_api_route("/models", ctx.models.list_models, methods=["GET"])
+    return router
+
+
+def _legacy_router(ctx: ServingContext) -> APIRouter:
+    router = APIRouter()
+    inference = InferenceService(ctx)
+    router.add_api_route("/inference", inference.create, methods=["POST"])
+    router.add_api_route("/api/inference", inference.create, methods=["POST"])
+    return router
+
+
+def _ops_router(engine: Engine, metrics: Metrics, auth: ApiKeyAuth) -> APIRouter:
+    router = APIRouter()
+
+    async def health() -> Response:
+        ready = engine.ready
+        return JSONResponse(protocol.health(ready), status_code=200 if ready else 503)
+
+    async def scrape(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    router.add_api_route("/health", health, methods=["GET"])
+    router.add_api_route("/metrics", scrape, methods=["GET"], dependencies=[Depends(auth)])
+    return router
+
+
+def create_app(engine: Engine, config: ServerConfig) -> FastAPI:
+    """The HTTP server for ``engine``; the caller runs the engine's lifecycle."""
+    app = FastAPI(title="tether", docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = Metrics(engine)
+    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics)
+    auth = ApiKeyAuth(config.api_keys)
+    v1 = _v1_router(ctx)
+    for prefix in V1_PREFIXES:
+        app.include_router(v1, prefix=prefix, dependencies=[Depends(auth)])
+    app.include_router(_legacy_router(ctx), dependencies=[Depends(auth)])
+    app.include_router(_ops_router(engine, metrics, auth))
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware, on_crash=crash_response)
+    app.state.metrics = metrics
+    return app

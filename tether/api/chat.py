@@ -1,0 +1,126 @@
+"""``POST /v1/chat/completions``: messages → chat template → engine → chunks or one response."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tether.api import protocol
+from tether.api.errors import InvalidRequest
+from tether.api.middleware import request_id
+from tether.api.serving import (
+    ChoiceResult,
+    ServingContext,
+    cancel_on_disconnect,
+    collect,
+    echo_prompt,
+    parse_body,
+    read_body,
+    render_chat_prompt,
+    require_ready,
+    response_format_grammar,
+    start_generation,
+)
+from tether.api.streaming import Chunk, EnvelopeStreamer, event_stream, last_token
+from tether.api.tool_calls import (
+    ParsedCall,
+    ToolCallBuffer,
+    ToolPlan,
+    streamed_tool_call_deltas,
+    wire_tool_calls,
+)
+from tether.engine.request import FinishReason, StepOutput
+
+
+class ChatStreamer(EnvelopeStreamer):
+    """Chat chunks; with tools, each choice's text goes through a ``ToolCallBuffer``."""
+
+    def __init__(
+        self, builder: protocol.ChunkBuilder, n: int, include_usage: bool, plan: ToolPlan
+    ) -> None:
+        super().__init__(builder, n, include_usage)
+        self._buffers = None if plan.mode == "none" else [ToolCallBuffer(plan) for _ in range(n)]
+
+    def on_output(self, out: StepOutput) -> list[Chunk]:
+        if self._buffers is None:
+            return super().on_output(out)
+        buffer = self._buffers[out.index]
+        token = last_token(out)
+        text = buffer.feed(out.text) if out.text else ""
+        chunks = [self.text_chunk(out.index, text, token)] if text else []
+        if out.finish_reason is None:
+            return chunks
+        held, calls = buffer.finish()
+        if held:
+            chunks.append(self.text_chunk(out.index, held, token))
+        reason = out.finish_reason.value
+        if calls:
+            chunks.extend(self._tool_call_chunks(out.index, calls))
+            reason = FinishReason.TOOL_CALLS.value
+        chunks.append(self.finish_chunk(out, reason, self.finish_usage(out)))
+        return chunks
+
+    def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:
+        role = self.builder.text(index, "", None)
+        deltas = streamed_tool_call_deltas(calls)
+        return [role, *(self.builder.tool_calls(index, delta) for delta in deltas)]
+
+
+def _grammar(plan: ToolPlan, fmt: protocol.ResponseFormat | None) -> str | None:
+    if plan.grammar is not None and fmt is not None and fmt.type != "text":
+        raise InvalidRequest(
+            "response_format: cannot be combined with a forced tool_choice", "response_format"
+        )
+    return plan.grammar or response_format_grammar(fmt)
+
+
+def _choice(result: ChoiceResult, plan: ToolPlan, logprobs: bool) -> dict[str, Any]:
+    lp = protocol.logprobs_object(result.logprob_tokens) if logprobs else None
+    text = result.text
+    calls = plan.parse(text)
+    if calls:
+        tool_calls = wire_tool_calls(calls)
+        return protocol.chat_choice(result.index, None, tool_calls, "tool_calls", result.seed, lp)
+    reason = result.finish_reason.value
+    return protocol.chat_choice(result.index, text, [], reason, result.seed, lp)
+
+
+class ChatService:
+    def __init__(self, ctx: ServingContext) -> None:
+        self._ctx = ctx
+
+    async def create(self, request: Request) -> Response:
+        ctx = self._ctx
+        timer = ctx.metrics.timer()
+        rid = request_id(request)
+        body = await read_body(request, ctx.config.max_body_bytes)
+        req = parse_body(protocol.ChatCompletionRequest, body)
+        model = ctx.models.resolve(req.model)
+        require_ready(ctx.engine)
+        plan = ToolPlan.from_request(req.tools, req.tool_choice)
+        grammar = _grammar(plan, req.response_format)
+        messages = [message.for_template() for message in req.messages]
+        prompt, ids = await render_chat_prompt(ctx.engine, messages, plan.template_tools)
+        stream = start_generation(ctx, req, rid, ids, grammar)
+        created = int(time.time())
+        if req.stream:
+            builder = protocol.ChunkBuilder(rid, model, created, chat=True)
+            streamer = ChatStreamer(builder, req.choices_n, req.include_usage, plan)
+            return event_stream(stream, streamer, timer, ctx.config.keepalive_s)
+        logprobs = req.top_logprobs_count is not None
+        work = collect(stream, req.choices_n, timer, keep_tokens=logprobs)
+        results, tally = await cancel_on_disconnect(request.receive, work)
+        return JSONResponse(
+            protocol.completion_response(
+                request_id=rid,
+                model=model,
+                created=created,
+                chat=True,
+                prompt=echo_prompt(ctx, req, prompt, ids),
+                choices=[_choice(result, plan, logprobs) for result in results],
+                usage_=tally.wire(),
+            )
+        )

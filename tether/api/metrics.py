@@ -1,0 +1,110 @@
+"""Prometheus metrics under vLLM's names with a ``tether:`` prefix, so vLLM dashboards work.
+
+Histograms and counters are fed per request by ``RequestTimer``; the running / waiting
+gauges are read from ``engine.stats()`` at scrape time. Each app owns its registry (tests
+build many apps in one process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tether.engine.base import Engine
+from tether.engine.request import StepOutput
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LABELS = ("model_name",)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20, 40, 80, 160, 640)
+_ITL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10)
+_LONG_BUCKETS = (0.1, 0.3, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120, 240, 480, 960, 1920, 7680)
+
+
+class _EngineStatsCollector(Collector):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._engine.stats()
+        model = self._engine.model_id
+        running = GaugeMetricFamily(
+            "tether:num_requests_running", "Sequences decoding now.", labels=_LABELS
+        )
+        running.add_metric([model], stats.running)
+        waiting = GaugeMetricFamily(
+            "tether:num_requests_waiting", "Requests waiting for a slot.", labels=_LABELS
+        )
+        waiting.add_metric([model], stats.waiting)
+        return [running, waiting]
+
+
+class Metrics:
+    """The instruments of one app."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        model = engine.model_id
+        self.ttft = self._histogram(
+            "tether:time_to_first_token_seconds", "Time to first token.", _TTFT_BUCKETS, model
+        )
+        self.itl = self._histogram(
+            "tether:inter_token_latency_seconds", "Time per output token.", _ITL_BUCKETS, model
+        )
+        self.e2e = self._histogram(
+            "tether:e2e_request_latency_seconds", "End-to-end latency.", _LONG_BUCKETS, model
+        )
+        self.queue = self._histogram(
+            "tether:request_queue_time_seconds", "Time waiting in the queue.", _LONG_BUCKETS, model
+        )
+        self.prompt_tokens = Counter(
+            "tether:prompt_tokens", "Prompt tokens.", _LABELS, registry=self.registry
+        ).labels(model)
+        self.generation_tokens = Counter(
+            "tether:generation_tokens", "Generated tokens.", _LABELS, registry=self.registry
+        ).labels(model)
+        self.registry.register(_EngineStatsCollector(engine))
+
+    def _histogram(self, name: str, doc: str, buckets: tuple[float, ...], model: str) -> Histogram:
+        metric = Histogram(name, doc, _LABELS, buckets=buckets, registry=self.registry)
+        return metric.labels(model)
+
+    def timer(self) -> RequestTimer:
+        return RequestTimer(self)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestTimer:
+    """Observes one request's outputs; started when its HTTP request arrived."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._start = time.perf_counter()
+        self._last: dict[int, float] = {}
+        self._prompt_tokens = 0
+        self._completion_tokens = 0
+
+    def on_output(self, out: StepOutput) -> None:
+        now = time.perf_counter()
+        last = self._last.get(out.index)
+        if last is None:
+            if not self._last:
+                self._metrics.ttft.observe(now - self._start)
+                self._metrics.queue.observe(out.queue_time_s)
+        elif out.tokens:
+            self._metrics.itl.observe((now - last) / len(out.tokens))
+        self._last[out.index] = now
+        if out.finish_reason is not None:
+            self._prompt_tokens = out.prompt_tokens
+            self._completion_tokens += out.completion_tokens
+
+    def finish(self) -> None:
+        """The request completed (not called for aborted requests)."""
+        self._metrics.e2e.observe(time.perf_counter() - self._start)
+        self._metrics.prompt_tokens.inc(self._prompt_tokens)
+        self._metrics.generation_tokens.inc(self._completion_tokens)

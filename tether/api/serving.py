@@ -1,0 +1,282 @@
+"""Steps every generation endpoint shares: body → request → prompt ids → sampling → results.
+
+The endpoint modules (``chat``, ``completions``, ``inference``) compose these; everything
+that raises here does so before any streaming starts, so the client gets a real status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import Receive
+
+from tether.api import protocol
+from tether.api.errors import (
+    ClientDisconnected,
+    InvalidRequest,
+    Overloaded,
+    PayloadTooLarge,
+    from_validation_error,
+)
+from tether.api.metrics import Metrics, RequestTimer
+from tether.api.models import ModelCatalog
+from tether.config import ServerConfig
+from tether.engine import grammar as grammars
+from tether.engine.base import Engine, RequestStream
+from tether.engine.errors import ContextLengthExceededError
+from tether.engine.request import FinishReason, GenerationRequest, TokenInfo
+from tether.engine.sampling_params import SamplingParams
+
+# ``max_tokens`` when the request has none: what remains of the context, at most this much.
+# With a large ``--ctx-size`` the whole remainder would let one runaway request hold a
+# sequence slot for tens of thousands of CPU decode steps; 4096 is still more than any
+# ordinary answer, and a client may ask for more explicitly.
+DEFAULT_MAX_TOKENS = 4096
+# Tokenizing or templating more text than this runs in a thread, off the event loop that
+# streams every other request's tokens.
+INLINE_TEXT_CHARS = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class ServingContext:
+    """What every endpoint needs; built once by ``create_app``."""
+
+    engine: Engine
+    config: ServerConfig
+    models: ModelCatalog
+    metrics: Metrics
+
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+T = TypeVar("T")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to exceed ``limit`` (header or bytes seen)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body over the {limit}-byte limit.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body over the {limit}-byte limit.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(model: type[RequestT], body: bytes) -> RequestT:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def require_ready(engine: Engine) -> None:
+    """503 while the model loads (or after the engine died): the SDKs retry 503 on their own."""
+    if not engine.ready:
+        raise Overloaded("The model is not ready yet; retry later.")
+
+
+async def render_chat_prompt(
+    engine: Engine, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> tuple[str, list[int]]:
+    """Chat template, then token ids (BOS added by the tokenizer)."""
+    size = sum(len(str(message.get("content") or "")) for message in messages)
+    if size < INLINE_TEXT_CHARS:
+        return _template_and_tokenize(engine, messages, tools)
+    return await run_in_threadpool(_template_and_tokenize, engine, messages, tools)
+
+
+def _template_and_tokenize(
+    engine: Engine, messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None
+) -> tuple[str, list[int]]:
+    text = engine.apply_chat_template(messages, tools)
+    return text, engine.tokenize(text, add_special=True)
+
+
+async def tokenize_prompt(engine: Engine, text: str) -> list[int]:
+    if len(text) < INLINE_TEXT_CHARS:
+        return engine.tokenize(text, add_special=True)
+    return await run_in_threadpool(engine.tokenize, text, add_special=True)
+
+
+def resolve_max_tokens(req: protocol.SamplingRequest, prompt_tokens: int, context: int) -> int:
+    """``max_tokens`` that fits, honouring ``context_length_exceeded_behavior``."""
+    remaining = context - prompt_tokens
+    if remaining < 1:
+        raise ContextLengthExceededError(prompt_tokens, req.max_tokens or 1, context)
+    if req.max_tokens is None:
+        return min(remaining, DEFAULT_MAX_TOKENS)
+    if req.max_tokens <= remaining:
+        return req.max_tokens
+    if req.context_length_exceeded_behavior == "truncate":
+        return remaining
+    raise ContextLengthExceededError(prompt_tokens, req.max_tokens, context)
+
+
+def response_format_grammar(fmt: protocol.ResponseFormat | None) -> str | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "regex":
+        if not fmt.pattern:
+            raise InvalidRequest("response_format: regex needs a 'pattern'", "response_format")
+        return grammars.regex_grammar(fmt.pattern)
+    schema = fmt.schema_dict
+    if schema is not None:
+        return grammars.json_schema_grammar(schema)
+    if fmt.type == "json_schema":
+        raise InvalidRequest(
+            "response_format: json_schema needs 'json_schema.schema'", "response_format"
+        )
+    return grammars.json_object_grammar()
+
+
+def sampling_params(
+    req: protocol.SamplingRequest, *, max_tokens: int, grammar: str | None
+) -> SamplingParams:
+    """Absent fields take ``SamplingParams``' defaults; it validates the rest itself."""
+    fields: dict[str, Any] = {
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "top_k": req.top_k,
+        "min_p": req.min_p,
+        "repetition_penalty": req.repetition_penalty,
+        "presence_penalty": req.presence_penalty,
+        "frequency_penalty": req.frequency_penalty,
+        "logit_bias": req.logit_bias,
+        "seed": req.seed,
+    }
+    given = {name: value for name, value in fields.items() if value is not None}
+    return SamplingParams(
+        max_tokens=max_tokens,
+        stop=req.stop_strings,
+        n=req.choices_n,
+        logprobs=req.top_logprobs_count,
+        ignore_eos=bool(req.ignore_eos),
+        grammar=grammar,
+        **given,
+    )
+
+
+def start_generation(
+    ctx: ServingContext,
+    req: protocol.SamplingRequest,
+    request_id: str,
+    prompt_ids: list[int],
+    grammar: str | None,
+) -> RequestStream:
+    """Enqueue the request; the engine raises here (400 / 503), before any streaming."""
+    max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
+    params = sampling_params(req, max_tokens=max_tokens, grammar=grammar)
+    return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
+
+
+def echo_prompt(
+    ctx: ServingContext, req: protocol.SamplingRequest, text: str, prompt_ids: list[int]
+) -> list[dict[str, Any]]:
+    """The response's ``prompt``: the templated prompt with ``echo``, else empty."""
+    if not req.echo:
+        return []
+    logprobs = None
+    if req.top_logprobs_count is not None:
+        texts = [ctx.engine.token_text(token_id) for token_id in prompt_ids]
+        logprobs = protocol.prompt_logprobs_object(texts, prompt_ids)
+    return [protocol.prompt_part(text, logprobs)]
+
+
+@dataclass(slots=True)
+class ChoiceResult:
+    """One choice of a non-streaming request, gathered from its outputs."""
+
+    index: int
+    pieces: list[str] = field(default_factory=list)
+    tokens: list[TokenInfo] = field(default_factory=list)
+    finish_reason: FinishReason = FinishReason.STOP
+    seed: int | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def logprob_tokens(self) -> list[TokenInfo]:
+        # EOS and other special tokens carry no text of the answer.
+        return [token for token in self.tokens if not token.special]
+
+
+class UsageTally:
+    """Usage over all ``n`` choices: prompt once, completions summed."""
+
+    def __init__(self, n: int) -> None:
+        self._pending = n
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cached_tokens = 0
+
+    def add_finished(self, prompt_tokens: int, completion_tokens: int, cached: int) -> None:
+        self._pending -= 1
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cached_tokens = max(self.cached_tokens, cached)
+
+    @property
+    def complete(self) -> bool:
+        return self._pending <= 0
+
+    def wire(self) -> dict[str, int]:
+        return protocol.usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+
+
+async def collect(
+    stream: RequestStream, n: int, timer: RequestTimer, *, keep_tokens: bool
+) -> tuple[list[ChoiceResult], UsageTally]:
+    """Run a request to the end and gather every choice."""
+    results = [ChoiceResult(index) for index in range(n)]
+    tally = UsageTally(n)
+    async with stream:
+        async for out in stream:
+            timer.on_output(out)
+            result = results[out.index]
+            if out.text:
+                result.pieces.append(out.text)
+            if keep_tokens:
+                result.tokens.extend(out.tokens)
+            if out.finish_reason is not None:
+                result.finish_reason = out.finish_reason
+                result.seed = out.seed
+                tally.add_finished(out.prompt_tokens, out.completion_tokens, out.cached_tokens)
+    timer.finish()
+    return results, tally
+
+
+async def cancel_on_disconnect(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client goes away first.
+
+    A non-streaming request would otherwise keep its sequence decoding for nobody (and an
+    SDK that timed out retries it, doubling the load).
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
+        raise ClientDisconnected("Client closed the request.")
+    return task.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
