@@ -50,7 +50,9 @@ def prompts(runner: ModelRunner, count: int, length: int, salt: int) -> list[lis
     and across salts, so no run can reuse another's prefix."""
     body = runner.tokenize(TEXT * (2 + length // 20), add_special=False)
     bos = runner.tokenize("", add_special=True)
-    return [bos + [1000 + 256 * salt + i] + body[i : i + length - len(bos) - 1] for i in range(count)]
+    return [
+        [*bos, 1000 + 256 * salt + i, *body[i:i + length - len(bos) - 1]] for i in range(count)
+    ]
 
 
 # -- raw llama.cpp ---------------------------------------------------------------------
@@ -99,7 +101,9 @@ async def engine_run(engine: AsyncEngine, batch: list[list[int]], gen: int) -> t
     t0 = time.perf_counter()
 
     async def one(i: int, prompt: list[int]) -> None:
-        async with engine.generate(GenerationRequest(f"bench-{time.time_ns()}-{i}", prompt, params)) as stream:
+        async with engine.generate(
+            GenerationRequest(f"bench-{time.time_ns()}-{i}", prompt, params)
+        ) as stream:
             async for out in stream:
                 stamps[i].extend([time.perf_counter()] * len(out.tokens))
 
@@ -136,11 +140,20 @@ def raw_ceiling(args: argparse.Namespace) -> list[float]:
     """
     cfg = _config(args)
     runner = ModelRunner(
-        RunnerConfig(resolve_model_path(cfg.model_path), cfg.ctx_size, cfg.max_seqs, cfg.batch_tokens, cfg.n_threads, cfg.kv_unified)
+        RunnerConfig(
+            resolve_model_path(cfg.model_path),
+            cfg.ctx_size,
+            cfg.max_seqs,
+            cfg.batch_tokens,
+            cfg.n_threads,
+            cfg.kv_unified,
+        )
     )
     results = [raw_prefill(runner, prompts(runner, 1, cfg.ctx_size - 2, salt=0)[0], 0)]
     for c in _levels(args):
-        results.append(raw_decode(runner, prompts(runner, c, args.prompt_tokens, salt=0), args.gen_tokens))
+        results.append(
+            raw_decode(runner, prompts(runner, c, args.prompt_tokens, salt=0), args.gen_tokens)
+        )
     runner.close()
     return results
 
@@ -150,10 +163,14 @@ async def engine_rates(args: argparse.Namespace) -> list[float]:
     await engine.start()
     runner = engine.core.runner
     try:
-        _, prefill = await engine_run(engine, prompts(runner, 1, engine.context_length - 2, salt=1), 1)
+        _, prefill = await engine_run(
+            engine, prompts(runner, 1, engine.context_length - 2, salt=1), 1
+        )
         results = [prefill]
         for salt, c in enumerate(_levels(args), start=2):
-            decode, _ = await engine_run(engine, prompts(runner, c, args.prompt_tokens, salt), args.gen_tokens)
+            decode, _ = await engine_run(
+                engine, prompts(runner, c, args.prompt_tokens, salt), args.gen_tokens
+            )
             results.append(decode)
     finally:
         await engine.stop()
@@ -165,7 +182,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         raw = pool.apply(raw_ceiling, (args,))
     eng = asyncio.run(engine_rates(args))
     names = ["prefill tokens/s"] + [
-        "single-stream decode tokens/s" if c == 1 else f"decode tokens/s, {c} streams" for c in _levels(args)
+        "single-stream decode tokens/s" if c == 1 else f"decode tokens/s, {c} streams"
+        for c in _levels(args)
     ]
     return [Row(n, e, r) for n, e, r in zip(names, eng, raw, strict=True)]
 
@@ -183,7 +201,9 @@ def report(rows: list[Row], out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--gen-tokens", type=int, default=128)

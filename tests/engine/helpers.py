@@ -33,7 +33,9 @@ class Choice:
 
 async def generate(engine: AsyncEngine, prompt: str, **params: object) -> list[Choice]:
     request = GenerationRequest(
-        f"test-{next(_ids)}", engine.tokenize(prompt), SamplingParams(**params)  # type: ignore[arg-type]
+        f"test-{next(_ids)}",
+        engine.tokenize(prompt),
+        SamplingParams(**params),  # type: ignore[arg-type]
     )
     choices: dict[int, Choice] = {}
     async with engine.generate(request) as stream:

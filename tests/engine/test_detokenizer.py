@@ -3,16 +3,16 @@
 from tether.engine.detokenizer import Detokenizer
 
 PIECES = {
-    1: "Hello".encode(),
-    2: " wor".encode(),
-    3: "ld".encode(),
+    1: b"Hello",
+    2: b" wor",
+    3: b"ld",
     4: "日本".encode()[:4],  # "日" plus the first byte of "本"
     5: "日本".encode()[4:],  # the rest of "本"
     6: "😀".encode()[:2],
     7: "😀".encode()[2:],
-    8: "\n\nUser".encode(),
-    9: ":".encode(),
-    10: "END".encode(),
+    8: b"\n\nUser",
+    9: b":",
+    10: b"END",
 }
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from tests.engine.helpers import chat, generate, generate_many
 from tether.engine.async_engine import AsyncEngine
 from tether.engine.errors import ContextLengthExceededError, InvalidRequestError, QueueFullError
 from tether.engine.request import FinishReason, GenerationRequest
 from tether.engine.sampling_params import SamplingParams
-from tests.engine.helpers import chat, generate, generate_many
 
 pytestmark = pytest.mark.model
 
@@ -38,8 +39,12 @@ async def test_greedy_alone_and_inside_a_batch_of_8(model_engine: AsyncEngine) -
     give the same 32 greedy tokens alone and batched; the others agree on at least the
     first 6 tokens. This pins that tolerance so a real batching bug (wrong positions,
     crossed sequences) fails loudly."""
-    alone = [(await generate(model_engine, story(t), max_tokens=32, temperature=0))[0] for t in TOPICS]
-    batched = await generate_many(model_engine, [story(t) for t in TOPICS], max_tokens=32, temperature=0)
+    alone = [
+        (await generate(model_engine, story(t), max_tokens=32, temperature=0))[0] for t in TOPICS
+    ]
+    batched = await generate_many(
+        model_engine, [story(t) for t in TOPICS], max_tokens=32, temperature=0
+    )
     identical = sum(a.token_ids == b.token_ids for a, b in zip(alone, batched, strict=True))
     assert identical >= 4, f"only {identical}/8 identical"
     for a, b in zip(alone, batched, strict=True):
@@ -72,20 +77,26 @@ async def _greedy_reference(engine: AsyncEngine) -> tuple[str, list[tuple[int, i
 
 async def test_stop_string_ending_inside_a_token(model_engine: AsyncEngine) -> None:
     text, spans = await _greedy_reference(model_engine)
-    start, end = next((a, b) for a, b in spans[1:] if b - a >= 3 and text[a:b].isascii())
+    start, _end = next((a, b) for a, b in spans[1:] if b - a >= 3 and text[a:b].isascii())
     stop = text[start : start + 2]
     assert text.find(stop) == start, "pick a stop string that first occurs here"
-    out = (await generate(model_engine, story("a clock"), max_tokens=24, temperature=0, stop=[stop]))[0]
+    out = (
+        await generate(model_engine, story("a clock"), max_tokens=24, temperature=0, stop=[stop])
+    )[0]
     assert out.text == text[:start]
     assert out.last.finish_reason is FinishReason.STOP
 
 
 async def test_stop_string_spanning_two_tokens(model_engine: AsyncEngine) -> None:
     text, spans = await _greedy_reference(model_engine)
-    boundary = next(b for (a, b), (c, d) in zip(spans[1:], spans[2:]) if b - a >= 2 and d - c >= 2)
+    boundary = next(
+        b for (a, b), (c, d) in itertools.pairwise(spans[1:]) if b - a >= 2 and d - c >= 2
+    )
     stop = text[boundary - 1 : boundary + 2]
     first = text.find(stop)
-    out = (await generate(model_engine, story("a clock"), max_tokens=24, temperature=0, stop=[stop]))[0]
+    out = (
+        await generate(model_engine, story("a clock"), max_tokens=24, temperature=0, stop=[stop])
+    )[0]
     assert out.text == text[:first]
     assert stop not in "".join(out.pieces)
     assert all(not stop.startswith(p[-2:]) or p == "" for p in out.pieces[-1:])
@@ -103,7 +114,9 @@ async def test_stop_string_spanning_two_tokens(model_engine: AsyncEngine) -> Non
 async def test_multibyte_output_is_never_split(
     model_engine: AsyncEngine, grammar: str, lo: int, hi: int, split_expected: bool
 ) -> None:
-    out = (await generate(model_engine, chat("Say something."), max_tokens=40, seed=1, grammar=grammar))[0]
+    out = (
+        await generate(model_engine, chat("Say something."), max_tokens=40, seed=1, grammar=grammar)
+    )[0]
     assert out.text and all(lo <= ord(ch) <= hi for ch in out.text), out.text
     for piece in out.pieces:  # every piece stands alone as complete characters
         assert piece.encode().decode() == piece and "\ufffd" not in piece
@@ -113,7 +126,11 @@ async def test_multibyte_output_is_never_split(
 
 async def test_abort_frees_the_slot_and_the_kv(model_engine: AsyncEngine) -> None:
     core = model_engine.core
-    request = GenerationRequest("abort-me", model_engine.tokenize(story("a long road")), SamplingParams(max_tokens=500, temperature=0.7))
+    request = GenerationRequest(
+        "abort-me",
+        model_engine.tokenize(story("a long road")),
+        SamplingParams(max_tokens=500, temperature=0.7),
+    )
     stream = model_engine.generate(request)
     got = [await stream.__anext__() for _ in range(3)]
     slot = next(s for s in core.scheduler.running if s.request_id == "abort-me").slot
@@ -129,7 +146,9 @@ async def test_abort_frees_the_slot_and_the_kv(model_engine: AsyncEngine) -> Non
 
 
 async def test_cancelling_the_consumer_aborts_within_a_step(model_engine: AsyncEngine) -> None:
-    request = GenerationRequest("cancel-me", model_engine.tokenize(story("time")), SamplingParams(max_tokens=500))
+    request = GenerationRequest(
+        "cancel-me", model_engine.tokenize(story("time")), SamplingParams(max_tokens=500)
+    )
 
     async def consume() -> None:
         async with model_engine.generate(request) as stream:
@@ -174,25 +193,35 @@ async def test_max_tokens_and_eos_finish_reasons(model_engine: AsyncEngine) -> N
     out = (await generate(model_engine, story("a fox"), max_tokens=5, temperature=0))[0]
     assert out.last.finish_reason is FinishReason.LENGTH
     assert out.last.completion_tokens == 5
-    forced = (await generate(model_engine, story("a fox"), max_tokens=12, temperature=0, ignore_eos=True))[0]
+    forced = (
+        await generate(model_engine, story("a fox"), max_tokens=12, temperature=0, ignore_eos=True)
+    )[0]
     assert forced.last.completion_tokens == 12
 
 
 async def test_context_overflow_is_refused_before_any_work(model_engine: AsyncEngine) -> None:
-    request = GenerationRequest("too-long", model_engine.tokenize("word " * 900), SamplingParams(max_tokens=500))
+    request = GenerationRequest(
+        "too-long", model_engine.tokenize("word " * 900), SamplingParams(max_tokens=500)
+    )
     with pytest.raises(ContextLengthExceededError):
         model_engine.generate(request)
 
 
 async def test_bad_grammar_is_a_clear_error(model_engine: AsyncEngine) -> None:
-    request = GenerationRequest("bad-grammar", model_engine.tokenize("hi"), SamplingParams(grammar="root ::= ("))
+    request = GenerationRequest(
+        "bad-grammar", model_engine.tokenize("hi"), SamplingParams(grammar="root ::= (")
+    )
     with pytest.raises(InvalidRequestError):
         model_engine.generate(request)
 
 
 async def test_grammar_constrains_the_output(model_engine: AsyncEngine) -> None:
     grammar = 'root ::= "yes" | "no"'
-    out = (await generate(model_engine, chat("Is the sky blue?"), max_tokens=8, grammar=grammar, seed=3))[0]
+    out = (
+        await generate(
+            model_engine, chat("Is the sky blue?"), max_tokens=8, grammar=grammar, seed=3
+        )
+    )[0]
     assert out.text in {"yes", "no"}
     assert out.last.finish_reason is FinishReason.STOP
 
@@ -202,7 +231,9 @@ async def test_full_queue_is_a_distinct_error(model_engine: AsyncEngine) -> None
     streams = []
     with pytest.raises(QueueFullError):
         for i in range(40):  # 16 slots + a queue of 8
-            req = GenerationRequest(f"flood-{i}", model_engine.tokenize(story(f"flood {i}")), params)
+            req = GenerationRequest(
+                f"flood-{i}", model_engine.tokenize(story(f"flood {i}")), params
+            )
             streams.append(model_engine.generate(req))
             await asyncio.sleep(0)
     for stream in streams:
@@ -216,9 +247,10 @@ def test_model_loads_and_decodes_a_batch_without_the_amx_crash() -> None:
         """
         from tether.models import default_model_path
         from tether.engine.runner import ModelRunner, RunnerConfig
-        r = ModelRunner(RunnerConfig(default_model_path(), ctx_per_seq=256, n_seq_max=4, n_batch=128, n_threads=2))
+        cfg = RunnerConfig(default_model_path(), 256, n_seq_max=4, n_batch=128, n_threads=2)
+        r = ModelRunner(cfg)
         for seq in range(4):
-            r.batch.add(r.tokenize("The quick brown fox jumps over the lazy dog " * 3), 0, seq, True)
+            r.batch.add(r.tokenize("The quick brown fox " * 6), 0, seq, True)
         r.decode()
         print("decoded", r.batch.n_tokens)
         """

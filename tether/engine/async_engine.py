@@ -148,7 +148,9 @@ class AsyncEngine:
         return self._require_core().token_text(token_id)
 
     def apply_chat_template(
-        self, messages: SequenceABC[dict[str, Any]], tools: SequenceABC[dict[str, Any]] | None = None
+        self,
+        messages: SequenceABC[dict[str, Any]],
+        tools: SequenceABC[dict[str, Any]] | None = None,
     ) -> str:
         if self._template is None:
             raise EngineDeadError("the model is not loaded yet")

@@ -20,13 +20,16 @@ class EngineCore:
     """Owns the runner and the scheduler; everything here runs on the engine thread,
     except ``new_sequences``, which only reads the vocabulary."""
 
-    def __init__(self, runner: ModelRunner, ctx_per_seq: int, batch_tokens: int, max_queue: int) -> None:
+    def __init__(
+        self, runner: ModelRunner, ctx_per_seq: int, batch_tokens: int, max_queue: int
+    ) -> None:
         self.runner = runner
         self.ctx_per_seq = ctx_per_seq
         n_slots = runner.config.n_seq_max
         self.scheduler = Scheduler(SlotManager(runner, n_slots), batch_tokens, max_queue)
         self._token_text: dict[int, str] = {}
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
+        self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -36,7 +39,9 @@ class EngineCore:
         if not prompt:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         if any(not 0 <= t < self.runner.n_vocab for t in prompt):
-            raise InvalidRequestError("the prompt has token ids outside the vocabulary", param="prompt")
+            raise InvalidRequestError(
+                "the prompt has token ids outside the vocabulary", param="prompt"
+            )
         if len(prompt) + params.max_tokens > self.ctx_per_seq:
             raise ContextLengthExceededError(len(prompt), params.max_tokens, self.ctx_per_seq)
         if params.n > self.runner.config.n_seq_max:
@@ -52,7 +57,9 @@ class EngineCore:
         params = request.params
         sampler = Sampler(params, seed, self.runner.vocab, self.runner.n_vocab, self.runner.eog_ids)
         detok = Detokenizer(self.runner.piece, params.stop)
-        return Sequence(request.request_id, index, request.prompt_token_ids, params, seed, sampler, detok)
+        return Sequence(
+            request.request_id, index, request.prompt_token_ids, params, seed, sampler, detok
+        )
 
     def add(self, first_choice: Sequence) -> None:
         self.scheduler.add(first_choice)
@@ -79,7 +86,9 @@ class EngineCore:
         batch = self.runner.batch
         batch.clear()
         for chunk in plan.chunks:
-            chunk.batch_index = batch.add(chunk.tokens, chunk.start_pos, chunk.seq.slot, chunk.sample)
+            chunk.batch_index = batch.add(
+                chunk.tokens, chunk.start_pos, chunk.seq.slot, chunk.sample
+            )
         self.runner.decode()
 
     def _update(self, plan: SchedulerOutput) -> list[StepOutput]:
@@ -115,7 +124,7 @@ class EngineCore:
         if token in self.runner.eog_ids and not params.ignore_eos:
             seq.finish(FinishReason.STOP)
             return
-        lse = logsumexp(row)
+        lse = logsumexp(row, self._scratch)
         seq.new_tokens.append(self._token_info(token, row, lse, params.logprobs))
         seq.new_text += seq.detokenizer.add_token(token)
         if seq.detokenizer.stopped:
@@ -126,7 +135,9 @@ class EngineCore:
     def _token_info(self, token: int, row: np.ndarray, lse: float, k: int | None) -> TokenInfo:
         alternatives = None
         if k:
-            alternatives = tuple(TopLogprob(t, self.token_text(t), lp) for t, lp in top_logprobs(row, lse, k))
+            alternatives = tuple(
+                TopLogprob(t, self.token_text(t), lp) for t, lp in top_logprobs(row, lse, k)
+            )
         return TokenInfo(
             id=token,
             text=self.token_text(token),

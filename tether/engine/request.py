@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 from tether.engine.sampling_params import SamplingParams
 
 
-class FinishReason(str, enum.Enum):
+class FinishReason(enum.StrEnum):
     """Why a choice stopped; the value is the wire string."""
 
     STOP = "stop"  # EOS or a stop string
     LENGTH = "length"  # max_tokens reached
     TOOL_CALLS = "tool_calls"  # set by the API layer, never by the engine
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

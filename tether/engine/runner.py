@@ -106,7 +106,10 @@ class ModelRunner:
         self.mem = llama.llama_get_memory(self.ctx)
         self.batch = _Batch(config.n_batch)
         self._pieces: dict[int, bytes] = {}
-        self.eog_ids = frozenset(t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self.vocab, t))
+        self._closed = False
+        self.eog_ids = frozenset(
+            t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self.vocab, t)
+        )
 
     @staticmethod
     def _load_model(path: str) -> llama.llama_model_p:
@@ -114,7 +117,7 @@ class ModelRunner:
         # Weight repacking ("extra buffer types") routes matmuls to the AMX kernels, which
         # crash with SIGSEGV/SIGILL on these CPUs (DEVELOPERS.md); speed is the same without.
         params.use_extra_bufts = False
-        model = llama.llama_model_load_from_file(str(path).encode(), params)
+        model: llama.llama_model_p = llama.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise EngineError(f"llama.cpp could not load the model at {path!r}")
         return model
@@ -132,7 +135,7 @@ class ModelRunner:
         params.kv_unified = config.kv_unified
         params.swa_full = False
         params.no_perf = True
-        ctx = llama.llama_init_from_model(self.model, params)
+        ctx: llama.llama_context_p = llama.llama_init_from_model(self.model, params)
         if not ctx:
             raise EngineError("llama.cpp could not create a context (out of memory?)")
         return ctx
@@ -210,9 +213,8 @@ class ModelRunner:
         return buf.value.decode(errors="replace")
 
     def close(self) -> None:
-        if self.ctx:
-            llama.llama_free(self.ctx)
-            self.ctx = None
-        if self.model:
-            llama.llama_model_free(self.model)
-            self.model = None
+        if self._closed:
+            return
+        self._closed = True
+        llama.llama_free(self.ctx)
+        llama.llama_model_free(self.model)

@@ -16,21 +16,21 @@ import numpy as np
 import numpy.typing as npt
 
 from tether.engine.errors import InvalidRequestError
-from tether.engine.request import TopLogprob
 from tether.engine.sampling_params import SamplingParams
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
-def logsumexp(row: npt.NDArray[np.float32]) -> float:
-    """log(sum(exp(row))) of one logits row, computed stably.  row: [n_vocab]"""
+def logsumexp(row: npt.NDArray[np.float32], scratch: npt.NDArray[np.float32]) -> float:
+    """log(sum(exp(row))) of one logits row, computed stably without allocating.
+    row, scratch: [n_vocab]"""
     peak = float(row.max())
-    return peak + float(np.log(np.exp(row - peak).sum(dtype=np.float64)))
+    np.subtract(row, peak, out=scratch)
+    np.exp(scratch, out=scratch)
+    return peak + float(np.log(scratch.sum(dtype=np.float64)))
 
 
-def top_logprobs(
-    row: npt.NDArray[np.float32], lse: float, k: int
-) -> list[tuple[int, float]]:
+def top_logprobs(row: npt.NDArray[np.float32], lse: float, k: int) -> list[tuple[int, float]]:
     """The k most likely tokens of one row with their logprobs, best first.  row: [n_vocab]"""
     if k <= 0:
         return []
@@ -59,9 +59,21 @@ class Sampler:
         self._chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
         self._grammar = self._new_grammar(params.grammar, vocab) if params.grammar else None
         self._candidates: npt.NDArray[np.void] | None = None
+        # Plain greedy is an argmax over the zero-copy row: ~40 µs instead of the ~0.5 ms
+        # the C chain spends building a 262,144-entry candidate array per token.
+        self._argmax = params.greedy and not params.grammar and self._is_plain(params)
+        self._banned = frozenset(eog_ids) if params.ignore_eos else frozenset()
         self._add_bias(params, n_vocab, eog_ids)
         self._add_penalties(params, n_vocab)
         self._add_selection(params, seed)
+
+    @staticmethod
+    def _is_plain(params: SamplingParams) -> bool:
+        return not params.logit_bias and (
+            params.repetition_penalty,
+            params.frequency_penalty,
+            params.presence_penalty,
+        ) == (1.0, 0.0, 0.0)
 
     def _add(self, sampler: llama.llama_sampler_p) -> None:
         llama.llama_sampler_chain_add(self._chain, sampler)
@@ -111,13 +123,22 @@ class Sampler:
 
     @staticmethod
     def _new_grammar(grammar: str, vocab: llama.llama_vocab_p) -> llama.llama_sampler_p:
-        sampler = llama.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+        sampler: llama.llama_sampler_p = llama.llama_sampler_init_grammar(
+            vocab, grammar.encode(), b"root"
+        )
         if not sampler:
             raise InvalidRequestError("the grammar could not be parsed", param="response_format")
         return sampler
 
-    def sample(self, ctx: llama.llama_context_p, batch_index: int, row: npt.NDArray[np.float32]) -> int:
+    def sample(
+        self, ctx: llama.llama_context_p, batch_index: int, row: npt.NDArray[np.float32]
+    ) -> int:
         """Sample the next token from the logits at ``batch_index`` (``row`` is that row)."""
+        if self._argmax:
+            token = int(row.argmax())
+            if token not in self._banned:
+                return token
+            # ignore_eos and an end token won: the chain's logit bias rules it out.
         if self._grammar is None:
             return int(llama.llama_sampler_sample(self._chain, ctx, batch_index))
         token = self._apply_chain(row, with_grammar=False)

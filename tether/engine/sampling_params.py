@@ -58,7 +58,9 @@ class SamplingParams:
             f"must be in [0, {MAX_TOP_LOGPROBS}]",
         )
         _check(self.seed is None or self.seed >= 0, "seed", "must be non-negative")
-        _check(all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings")
+        _check(
+            all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings"
+        )
         _check(len(self.stop) <= 16, "stop", "at most 16 stop strings")
 
     @property
