@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tether.config import ServerConfig
@@ -18,3 +26,85 @@ def model_engine() -> Iterator[AsyncEngine]:
     engine.start_thread()
     yield engine
     engine.shutdown()
+
+
+# -- a real `tether serve` for the CLI and README tests --------------------------------
+
+# One llama.cpp thread: its decode threads spin at their barriers, and on a small shared
+# machine (CI, 2 cores also running the test's clients) a spinner that is descheduled stalls
+# every step. What these tests check does not depend on the thread count.
+SERVE_THREADS = "1"
+SERVE_STARTUP_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A ``tether serve`` subprocess: its base URL (no ``/v1``) and its log file."""
+
+    url: str
+    log: Path
+
+    @property
+    def address(self) -> str:
+        """``host:port``, for rewriting the README's ``127.0.0.1:8000``."""
+        return self.url.removeprefix("http://")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env_without_tether() -> dict[str, str]:
+    """This environment minus ``TETHER_*``, so a developer's settings cannot leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+
+
+def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
+    port = free_port()
+    server = RunningServer(f"http://127.0.0.1:{port}", tmp / "serve.log")
+    command = [sys.executable, "-m", "tether", "serve", "--port", str(port)]
+    command += ["--max-seqs", "8", "--ctx-size", "2048", "--threads", SERVE_THREADS, *extra]
+    with server.log.open("wb") as log:
+        proc = subprocess.Popen(command, env=env_without_tether(), stdout=log, stderr=log)
+    try:
+        _wait_healthy(proc, server)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer) -> None:
+    deadline = time.monotonic() + SERVE_STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"tether serve exited with {proc.returncode}:\n{server.log_text()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"tether serve not healthy in {SERVE_STARTUP_TIMEOUT_S} s:\n{server.log_text()}")
+
+
+@pytest.fixture(scope="session")
+def tether_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One open ``tether serve`` on the default model, shared by the CLI and README tests."""
+    yield from _serve(tmp_path_factory.mktemp("tether-serve"))
+
+
+@pytest.fixture(scope="session")
+def tether_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A second server that wants ``--api-key secret-key``; started only when asked for."""
+    yield from _serve(tmp_path_factory.mktemp("tether-auth"), "--api-key", "secret-key")

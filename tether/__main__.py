@@ -1,5 +1,7 @@
 """``python -m tether`` is the ``tether`` command."""
 
+import sys
+
 from tether.cli import main
 
-main()
+sys.exit(main())

@@ -1,24 +1,39 @@
-"""The ``tether`` command line: ``serve`` (and, from the client side, ``chat``,
-``complete``, ``models`` and ``bench``).
+"""The ``tether`` command line.
+
+    tether serve                          serve a model over Together's HTTP API
+    tether chat [--url URL]               chat in the terminal, streaming
+    tether complete [--url URL] PROMPT    stream a completion to stdout
+    tether models [--url URL]             list what a server serves
+    tether bench --url URL                load-test any OpenAI-compatible server
 
 Every ``serve`` flag is also a ``TETHER_*`` environment variable (``--ctx-size`` ↔
-``TETHER_CTX_SIZE``); a flag on the command line wins over the environment.
+``TETHER_CTX_SIZE``); a flag on the command line wins over the environment. ``chat``,
+``complete`` and ``models`` talk to ``--url`` (``TETHER_URL``); without one they start the
+server inside the command, configured by the same ``TETHER_*`` variables as ``serve``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.config import DEFAULT_MODEL_ID, LOOPBACK, ServerConfig
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from tether.client.api import Client
+
 log = logging.getLogger("tether")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -61,10 +76,14 @@ SERVE_FLAGS = (
 )
 
 
+# -- serve -----------------------------------------------------------------------------
+
+
 def _serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve a model over Together's HTTP API")
     for flag in SERVE_FLAGS:
-        p.add_argument(flag.option, dest=flag.field, type=flag.kind, default=None, help=f"{flag.help} [{flag.env}]")
+        help = f"{flag.help} [{flag.env}]"
+        p.add_argument(flag.option, dest=flag.field, type=flag.kind, default=None, help=help)
     p.add_argument(
         "--api-key",
         dest="api_keys",
@@ -78,12 +97,12 @@ def serve_config(args: argparse.Namespace, environ: dict[str, str]) -> ServerCon
     """Flags over ``TETHER_*`` variables over defaults."""
     values: dict[str, Any] = {}
     for flag in SERVE_FLAGS:
-        value = getattr(args, flag.field)
+        value = getattr(args, flag.field, None)
         if value is None and flag.env in environ:
             value = flag.kind(environ[flag.env])
         if value is not None:
             values["model_path" if flag.field == "model" else flag.field] = value
-    keys = args.api_keys
+    keys = getattr(args, "api_keys", None)
     if keys is None and environ.get("TETHER_API_KEYS"):
         keys = [k.strip() for k in environ["TETHER_API_KEYS"].split(",") if k.strip()]
     if keys:
@@ -91,9 +110,10 @@ def serve_config(args: argparse.Namespace, environ: dict[str, str]) -> ServerCon
     return ServerConfig(**values)
 
 
-def serve(config: ServerConfig) -> None:
-    import uvicorn
-
+def build_app(config: ServerConfig) -> FastAPI:
+    """The whole server: the app, with the engine's lifecycle as its lifespan and the access
+    log around it. ``serve`` and the in-process server of ``chat`` both run this."""
+    from tether.api.access_log import AccessLogMiddleware
     from tether.api.app import create_app
     from tether.engine.async_engine import AsyncEngine
 
@@ -104,7 +124,7 @@ def serve(config: ServerConfig) -> None:
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         await engine.start()
         log.info(
-            "tether: model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
+            "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
             config.model_id,
             config.model_path or "embedded",
             config.ctx_size,
@@ -119,26 +139,213 @@ def serve(config: ServerConfig) -> None:
             await engine.stop()
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(AccessLogMiddleware)  # added last: outermost, sees the final status
+    return app
+
+
+def serve(config: ServerConfig) -> None:
+    import uvicorn
+
+    app = build_app(config)
     if not config.auth_enabled:
-        where = "loopback only" if config.host == LOOPBACK else f"{config.host}, OPEN TO ANYONE WHO CAN REACH IT"
-        log.warning("no API key set (--api-key / TETHER_API_KEYS): serving without auth on %s", where)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, timeout_graceful_shutdown=5)
+        where = (
+            "loopback only"
+            if config.host == LOOPBACK
+            else f"{config.host}, OPEN TO ANYONE WHO CAN REACH IT"
+        )
+        log.warning("no API key (--api-key / TETHER_API_KEYS): serving without auth on %s", where)
+    # Our access log replaces uvicorn's: it has the request id and the duration.
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tether", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# -- chat, complete, models ------------------------------------------------------------
+
+
+def _client_parser(sub: Any, name: str, help: str, generates: bool) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+    p.add_argument(
+        "--url",
+        default=os.environ.get("TETHER_URL"),
+        help="base URL of a running server, with or without /v1 [TETHER_URL] "
+        "(default: start one in this process, configured by the TETHER_* variables)",
+    )
+    p.add_argument(
+        "--api-key", default=os.environ.get("TETHER_API_KEY"), help="Bearer key [TETHER_API_KEY]"
+    )
+    if generates:
+        p.add_argument("--model", help="model to ask for (default: the first the server lists)")
+        p.add_argument("--temperature", type=float, help="sampling temperature (server default)")
+    return p
+
+
+def _client_parsers(sub: Any) -> None:
+    chat = _client_parser(sub, "chat", "chat with the model in the terminal, streaming", True)
+    chat.add_argument("--system", help="a system prompt to start the conversation with")
+    chat.add_argument("--max-tokens", type=int, default=512, help="per answer (default 512)")
+    complete = _client_parser(sub, "complete", "stream a completion of PROMPT to stdout", True)
+    complete.add_argument("--max-tokens", type=int, default=128, help="(default 128)")
+    complete.add_argument("--json", action="store_true", help="print the raw chunks, one a line")
+    complete.add_argument("prompt", help="the text to continue")
+    models = _client_parser(sub, "models", "list the models a server serves", False)
+    models.add_argument("--json", action="store_true", help="print the server's model cards")
+
+
+@contextmanager
+def _connect(args: argparse.Namespace) -> Iterator[Client]:
+    """A client for ``--url``, or for a server started here when there is none."""
+    from tether.client.api import Client, ClientError
+    from tether.client.local import LocalServer
+
+    if args.url:
+        with Client(args.url, args.api_key) as client:
+            yield client
+        return
+    try:
+        # One user at a time: 4 sequences, not serve's 64, keep the KV cache (and startup) small.
+        config = serve_config(argparse.Namespace(), {"TETHER_MAX_SEQS": "4", **os.environ})
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise ClientError(f"bad TETHER_* setting for the in-process server: {exc}") from exc
+    key = args.api_key or (config.api_keys[0] if config.api_keys else None)
+    with LocalServer(config) as url, Client(url, key) as client:
+        yield client
+
+
+def _chat(args: argparse.Namespace) -> None:
+    from tether.client.chat import ChatSession, run_chat
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401  (gives input() line editing and history)
+    with _connect(args) as client:
+        session = ChatSession(
+            client,
+            args.model or client.default_model(),
+            system=args.system,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+        )
+        run_chat(session, lambda: input("you> " if interactive else ""), interactive)
+
+
+def _complete(args: argparse.Namespace) -> None:
+    from tether.client.api import choice_text
+
+    with _connect(args) as client:
+        body: dict[str, Any] = {
+            "model": args.model or client.default_model(),
+            "prompt": args.prompt,
+            "max_tokens": args.max_tokens,
+            "stream": True,
+        }
+        if args.temperature is not None:
+            body["temperature"] = args.temperature
+        for data in client.stream_data("/completions", body):
+            _write(data + "\n" if args.json else choice_text(json.loads(data)))
+        if not args.json:
+            _write("\n")
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _models(args: argparse.Namespace) -> None:
+    with _connect(args) as client:
+        cards = client.models()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return
+    for card in cards:
+        context = card.get("context_length")
+        print(f"{card['id']}  context {context}" if context else card["id"])
+
+
+# -- bench -----------------------------------------------------------------------------
+
+
+def _bench_parser(sub: Any) -> None:
+    from bench.cli import add_arguments
+
+    p = sub.add_parser(
+        "bench",
+        help="load-test an OpenAI-compatible server (Tether, llama.cpp, vLLM)",
+        description="Load-test an OpenAI-compatible server: a concurrency sweep of streamed "
+        "completions of fixed prompt and output lengths. Traffic goes only to --url.",
+    )
+    add_arguments(p)
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from bench.cli import run_command
+
+    run_command(args)
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "chat": _chat,
+    "complete": _complete,
+    "models": _models,
+    "bench": _bench,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tether",
+        description=(__doc__ or "").replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    args = parser.parse_args(argv)
+    _client_parsers(sub)
+    _bench_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process's exit status."""
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.command == "serve":
         try:
             config = serve_config(args, dict(os.environ))
         except (ValueError, argparse.ArgumentTypeError) as exc:
-            parser.error(str(exc))
-        logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            cli.error(str(exc))
+        logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
         serve(config)
-        return
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
+        return 0
+    return _run_client(COMMANDS[args.command], args)
+
+
+def _run_client(command: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    from tether.client.api import ClientError
+
+    # The in-process server's own chatter (model loading, startup) would garble the chat.
+    logging.basicConfig(level=logging.ERROR, format=LOG_FORMAT)
+    try:
+        command(args)
+    except ClientError as exc:
+        print(f"tether {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `tether complete ... | head` closed our stdout: not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ class ServerConfig:
         if self.ctx_size < 16:
             raise ValueError(f"ctx_size must be at least 16, got {self.ctx_size}")
         if not 1 <= self.max_seqs <= 256:
-            raise ValueError(f"max_seqs must be in [1, 256] (llama.cpp's limit), got {self.max_seqs}")
+            raise ValueError(
+                f"max_seqs must be in [1, 256] (llama.cpp's limit), got {self.max_seqs}"
+            )
         if self.max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {self.max_queue}")
         if self.batch_tokens < self.max_seqs:

@@ -1,0 +1,1 @@
+"""Tests of ``tether bench``'s load generator and report (``bench/``)."""
