@@ -21,7 +21,7 @@ class ServerConfig:
     ``ctx_size`` is the context of one sequence (prompt + completion). ``max_seqs`` is how
     many sequences decode at once (``n > 1`` choices count one each). ``batch_tokens`` is the
     per-step token budget shared by decoding and chunked prefill. ``threads=0`` picks the
-    number of physical cores.
+    number of logical CPUs (measured best on a quiet 2-core machine).
     """
 
     host: str = LOOPBACK
