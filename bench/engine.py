@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def report(rows: list[Row], out: Path | None) -> None:
-    table = Table(title="Tether engine vs raw llama_decode (same process, same batches)")
+    table = Table(title="Tether engine vs raw llama_decode (same run, same batches)")
     for col in ("measure", "tether", "raw llama.cpp", "tether / raw"):
         table.add_column(col, justify="right" if col != "measure" else "left")
     for r in rows:
