@@ -10,17 +10,14 @@ from starlette.responses import JSONResponse, Response
 
 from tether.api import protocol
 from tether.api.errors import InvalidRequest
-from tether.api.middleware import request_id
 from tether.api.serving import (
     ChoiceResult,
     ServingContext,
+    accept,
     cancel_on_disconnect,
     collect,
     echo_prompt,
-    parse_body,
-    read_body,
     render_chat_prompt,
-    require_ready,
     response_format_grammar,
     start_generation,
 )
@@ -94,12 +91,7 @@ class ChatService:
 
     async def create(self, request: Request) -> Response:
         ctx = self._ctx
-        timer = ctx.metrics.timer()
-        rid = request_id(request)
-        body = await read_body(request, ctx.config.max_body_bytes)
-        req = parse_body(protocol.ChatCompletionRequest, body)
-        model = ctx.models.resolve(req.model)
-        require_ready(ctx.engine)
+        timer, rid, req, model = await accept(ctx, request, protocol.ChatCompletionRequest)
         plan = ToolPlan.from_request(req.tools, req.tool_choice)
         grammar = _grammar(plan, req.response_format)
         messages = [message.for_template() for message in req.messages]

@@ -14,15 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tether.api import protocol
-from tether.api.middleware import request_id
 from tether.api.serving import (
     ServingContext,
+    accept,
     cancel_on_disconnect,
     collect,
     echo_prompt,
-    parse_body,
-    read_body,
-    require_ready,
     response_format_grammar,
     start_generation,
     tokenize_prompt,
@@ -36,12 +33,7 @@ class CompletionService:
 
     async def create(self, request: Request) -> Response:
         ctx = self._ctx
-        timer = ctx.metrics.timer()
-        rid = request_id(request)
-        body = await read_body(request, ctx.config.max_body_bytes)
-        req = parse_body(protocol.CompletionRequest, body)
-        model = ctx.models.resolve(req.model)
-        require_ready(ctx.engine)
+        timer, rid, req, model = await accept(ctx, request, protocol.CompletionRequest)
         grammar = response_format_grammar(req.response_format)
         ids = await tokenize_prompt(ctx.engine, req.prompt_text)
         stream = start_generation(ctx, req, rid, ids, grammar)

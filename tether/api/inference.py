@@ -13,14 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tether.api import protocol
-from tether.api.middleware import request_id
 from tether.api.serving import (
     ServingContext,
+    accept,
     cancel_on_disconnect,
     collect,
-    parse_body,
-    read_body,
-    require_ready,
     response_format_grammar,
     start_generation,
     tokenize_prompt,
@@ -57,12 +54,7 @@ class InferenceService:
 
     async def create(self, request: Request) -> Response:
         ctx = self._ctx
-        timer = ctx.metrics.timer()
-        rid = request_id(request)
-        body = await read_body(request, ctx.config.max_body_bytes)
-        req = parse_body(protocol.InferenceRequest, body)
-        model = ctx.models.resolve(req.model)
-        require_ready(ctx.engine)
+        timer, rid, req, model = await accept(ctx, request, protocol.InferenceRequest)
         grammar = response_format_grammar(req.response_format)
         ids = await tokenize_prompt(ctx.engine, req.prompt)
         stream = start_generation(ctx, req, rid, ids, grammar)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from tether.api.errors import (
     from_validation_error,
 )
 from tether.api.metrics import Metrics, RequestTimer
+from tether.api.middleware import request_id
 from tether.api.models import ModelCatalog
 from tether.config import ServerConfig
 from tether.engine import grammar as grammars
@@ -83,6 +84,30 @@ def require_ready(engine: Engine) -> None:
     """503 while the model loads (or after the engine died): the SDKs retry 503 on their own."""
     if not engine.ready:
         raise Overloaded("The model is not ready yet; retry later.")
+
+
+ApiRequestT = TypeVar("ApiRequestT", bound=protocol.SamplingRequest)
+
+
+class Accepted(NamedTuple, Generic[ApiRequestT]):
+    """A request past the checks every endpoint makes before any generation."""
+
+    timer: RequestTimer
+    request_id: str
+    body: ApiRequestT
+    model: str
+
+
+async def accept(
+    ctx: ServingContext, request: Request, schema: type[ApiRequestT]
+) -> Accepted[ApiRequestT]:
+    """Start timing, read and parse the body, resolve the model, and check readiness."""
+    timer = ctx.metrics.timer()
+    rid = request_id(request)
+    body = parse_body(schema, await read_body(request, ctx.config.max_body_bytes))
+    model = ctx.models.resolve(body.model)
+    require_ready(ctx.engine)
+    return Accepted(timer, rid, body, model)
 
 
 async def render_chat_prompt(
