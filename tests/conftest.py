@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tether.config import ServerConfig
+from tether.config import DEFAULT_MODEL_ID, ServerConfig
 from tether.engine.async_engine import AsyncEngine
 
 
@@ -28,13 +28,16 @@ def model_engine() -> Iterator[AsyncEngine]:
     engine.shutdown()
 
 
-# -- a real `tether serve` for the CLI and README tests --------------------------------
+# -- a real `tether serve` for the end-to-end, CLI and README tests -------------------------
 
 # One llama.cpp thread: its decode threads spin at their barriers, and on a small shared
 # machine (CI, 2 cores also running the test's clients) a spinner that is descheduled stalls
-# every step. What these tests check does not depend on the thread count.
-SERVE_THREADS = "1"
+# every step. What these tests check does not depend on the thread count;
+# TETHER_TEST_THREADS=0 uses the server's default.
+SERVE_THREADS = os.environ.get("TETHER_TEST_THREADS", "1")
 SERVE_STARTUP_TIMEOUT_S = 120.0
+SERVE_STOP_TIMEOUT_S = 10.0
+AUTH_KEYS = ("secret-key", "second-key")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class RunningServer:
 
     url: str
     log: Path
+    model: str = DEFAULT_MODEL_ID
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
 
     @property
     def address(self) -> str:
@@ -51,6 +59,9 @@ class RunningServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 def free_port() -> int:
@@ -69,7 +80,7 @@ def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
     port = free_port()
     server = RunningServer(f"http://127.0.0.1:{port}", tmp / "serve.log")
     command = [sys.executable, "-m", "tether", "serve", "--port", str(port)]
-    command += ["--max-seqs", "8", "--ctx-size", "2048", "--threads", SERVE_THREADS, *extra]
+    command += ["--max-seqs", "16", "--ctx-size", "2048", "--threads", SERVE_THREADS, *extra]
     with server.log.open("wb") as log:
         proc = subprocess.Popen(command, env=env_without_tether(), stdout=log, stderr=log)
     try:
@@ -78,7 +89,7 @@ def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(SERVE_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -88,23 +99,24 @@ def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer) -> None:
     deadline = time.monotonic() + SERVE_STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"tether serve exited with {proc.returncode}:\n{server.log_text()}")
+            pytest.fail(f"tether serve exited with {proc.returncode}:\n{server.log_tail()}")
         try:
             if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"tether serve not healthy in {SERVE_STARTUP_TIMEOUT_S} s:\n{server.log_text()}")
+    pytest.fail(f"tether serve not healthy in {SERVE_STARTUP_TIMEOUT_S} s:\n{server.log_tail()}")
 
 
 @pytest.fixture(scope="session")
 def tether_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One open ``tether serve`` on the default model, shared by the CLI and README tests."""
+    """One open ``tether serve`` on the default model, shared by e2e, CLI and README tests."""
     yield from _serve(tmp_path_factory.mktemp("tether-serve"))
 
 
 @pytest.fixture(scope="session")
 def tether_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A second server that wants ``--api-key secret-key``; started only when asked for."""
-    yield from _serve(tmp_path_factory.mktemp("tether-auth"), "--api-key", "secret-key")
+    """A second server that wants one of ``AUTH_KEYS``; started only when asked for."""
+    keys = [arg for key in AUTH_KEYS for arg in ("--api-key", key)]
+    yield from _serve(tmp_path_factory.mktemp("tether-auth"), *keys)

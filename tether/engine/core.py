@@ -27,7 +27,7 @@ class EngineCore:
         self.ctx_per_seq = ctx_per_seq
         n_slots = runner.config.n_seq_max
         self.scheduler = Scheduler(SlotManager(runner, n_slots), batch_tokens, max_queue)
-        self._token_text: dict[int, str] = {}
+        self._tokens: dict[int, tuple[str, bool]] = {}
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
         self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
 
@@ -66,7 +66,9 @@ class EngineCore:
 
     def abort(self, request_id: str) -> None:
         for seq in self.scheduler.abort(request_id):
-            seq.sampler.close()
+            # Choices still waiting for their fork never ran: their samplers close here too.
+            for choice in (seq, *seq.forks):
+                choice.sampler.close()
 
     @property
     def has_work(self) -> bool:
@@ -138,19 +140,27 @@ class EngineCore:
             alternatives = tuple(
                 TopLogprob(t, self.token_text(t), lp) for t, lp in top_logprobs(row, lse, k)
             )
+        text, special = self._token(token)
         return TokenInfo(
             id=token,
-            text=self.token_text(token),
+            text=text,
             logprob=float(row[token]) - lse,
-            special=self.runner.is_special(token),
+            special=special,
             top_logprobs=alternatives,
         )
 
     def token_text(self, token: int) -> str:
-        text = self._token_text.get(token)
-        if text is None:
-            text = self._token_text[token] = self.runner.token_text(token)
-        return text
+        return self._token(token)[0]
+
+    def _token(self, token: int) -> tuple[str, bool]:
+        """A token's text and whether it is special, cached: both are asked per token."""
+        known = self._tokens.get(token)
+        if known is None:
+            known = self._tokens[token] = (
+                self.runner.token_text(token),
+                self.runner.is_special(token),
+            )
+        return known
 
     def _output(self, seq: Sequence) -> StepOutput:
         out = StepOutput(
