@@ -9,6 +9,7 @@ and only when it is rejected pay for applying the grammar to the whole vocabular
 from __future__ import annotations
 
 import ctypes
+import math
 from collections.abc import Iterable
 
 import llama_cpp as llama
@@ -19,15 +20,26 @@ from tether.engine.errors import InvalidRequestError
 from tether.engine.sampling_params import SamplingParams
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+# Outside this range a float32 sum of exps has lost precision (or overflowed).
+_SUM_LOW, _SUM_HIGH = 1e-30, 1e30
 
 
 def logsumexp(row: npt.NDArray[np.float32], scratch: npt.NDArray[np.float32]) -> float:
-    """log(sum(exp(row))) of one logits row, computed stably without allocating.
-    row, scratch: [n_vocab]"""
+    """log(sum(exp(row))) of one logits row, without allocating.  row, scratch: [n_vocab]
+
+    Logits are small numbers, so the usual shift by the row's maximum is skipped: one exp
+    pass and one float32 sum (~130 µs for 262,144 logits instead of ~200 µs). Only when
+    that sum leaves float32's comfortable range does it redo the row shifted.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        np.exp(row, out=scratch)
+    total = float(scratch.sum())
+    if _SUM_LOW < total < _SUM_HIGH:
+        return math.log(total)
     peak = float(row.max())
     np.subtract(row, peak, out=scratch)
     np.exp(scratch, out=scratch)
-    return peak + float(np.log(scratch.sum(dtype=np.float64)))
+    return peak + math.log(float(scratch.sum(dtype=np.float64)))
 
 
 def top_logprobs(row: npt.NDArray[np.float32], lse: float, k: int) -> list[tuple[int, float]]:
