@@ -5,6 +5,11 @@
 Prints single-stream decode tokens/s, prefill tokens/s, and steady-state aggregate decode
 tokens/s at each concurrency, each beside the ceiling measured in the same run: the same
 batches driven straight through ``llama_decode`` with no scheduler, detokenizer or sampling.
+
+One more raw line shows where batched decode time goes: the largest batch again, with
+logits asked for one row only, so llama.cpp skips the 262,144-row vocabulary projection for
+the other sequences (what prefill does for every prompt token but the last). A server
+can't skip it: every decoded token is sampled from its row.
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ TEXT = (
 @dataclass
 class Row:
     name: str
-    engine: float
+    engine: float | None  # None: a raw-only measure
     raw: float
 
     @property
-    def ratio(self) -> float:
-        return self.engine / self.raw if self.raw else 0.0
+    def ratio(self) -> float | None:
+        return self.engine / self.raw if self.engine is not None and self.raw else None
 
 
 def prompts(runner: ModelRunner, count: int, length: int, salt: int) -> list[list[int]]:
@@ -71,15 +76,19 @@ def raw_prefill(runner: ModelRunner, prompt: list[int], seq: int) -> float:
     return len(prompt) / (time.perf_counter() - start)
 
 
-def raw_decode(runner: ModelRunner, batch: list[list[int]], gen: int) -> float:
-    """Prefill every prompt, then time ``gen`` steps of one token per sequence."""
+def raw_decode(
+    runner: ModelRunner, batch: list[list[int]], gen: int, outputs: int | None = None
+) -> float:
+    """Prefill every prompt, then time ``gen`` steps of one token per sequence, with logits
+    for the first ``outputs`` sequences (default: all, as when every sequence samples)."""
+    outputs = len(batch) if outputs is None else outputs
     for seq, prompt in enumerate(batch):
         raw_prefill(runner, prompt, seq)
     start = time.perf_counter()
     for step in range(gen):
         runner.batch.clear()
         for seq, prompt in enumerate(batch):
-            runner.batch.add([2000 + step], len(prompt) + step, seq, True)
+            runner.batch.add([2000 + step], len(prompt) + step, seq, seq < outputs)
         runner.decode()
     elapsed = time.perf_counter() - start
     for seq in range(len(batch)):
@@ -154,6 +163,10 @@ def raw_ceiling(args: argparse.Namespace) -> list[float]:
         results.append(
             raw_decode(runner, prompts(runner, c, args.prompt_tokens, salt=0), args.gen_tokens)
         )
+    top = max(_levels(args))
+    results.append(
+        raw_decode(runner, prompts(runner, top, args.prompt_tokens, 0), args.gen_tokens, 1)
+    )
     runner.close()
     return results
 
@@ -185,7 +198,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         "single-stream decode tokens/s" if c == 1 else f"decode tokens/s, {c} streams"
         for c in _levels(args)
     ]
-    return [Row(n, e, r) for n, e, r in zip(names, eng, raw, strict=True)]
+    top = max(_levels(args))
+    names.append(f"decode tokens/s, {top} streams, logits for 1 row (no vocab projection)")
+    return [Row(n, e, r) for n, e, r in zip(names, [*eng, None], raw, strict=True)]
 
 
 def report(rows: list[Row], out: Path | None) -> None:
@@ -193,7 +208,9 @@ def report(rows: list[Row], out: Path | None) -> None:
     for col in ("measure", "tether", "raw llama.cpp", "tether / raw"):
         table.add_column(col, justify="right" if col != "measure" else "left")
     for r in rows:
-        table.add_row(r.name, f"{r.engine:.1f}", f"{r.raw:.1f}", f"{r.ratio:.0%}")
+        engine = "—" if r.engine is None else f"{r.engine:.1f}"
+        ratio = "—" if r.ratio is None else f"{r.ratio:.0%}"
+        table.add_row(r.name, engine, f"{r.raw:.1f}", ratio)
     Console().print(table)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
