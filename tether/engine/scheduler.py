@@ -102,6 +102,12 @@ class Scheduler:
                 budget -= self._prefill(seq, budget, out)
         while budget > 0 and self.waiting and self._admit(self.waiting[0]):
             budget -= self._prefill(self.waiting.popleft(), budget, out)
+        # Close the gaps finished sequences left (SlotManager explains why), then order the
+        # batch by slot: llama.cpp splits it wherever sequence ids stop being consecutive.
+        for holder, slot in self.slots.compact():
+            assert isinstance(holder, Sequence)
+            holder.slot = slot
+        out.chunks.sort(key=lambda chunk: chunk.seq.slot)
         return out
 
     def _admit(self, seq: Sequence) -> bool:
