@@ -56,7 +56,7 @@ def prompts(runner: ModelRunner, count: int, length: int, salt: int) -> list[lis
     body = runner.tokenize(TEXT * (2 + length // 20), add_special=False)
     bos = runner.tokenize("", add_special=True)
     return [
-        [*bos, 1000 + 256 * salt + i, *body[i:i + length - len(bos) - 1]] for i in range(count)
+        [*bos, 1000 + 256 * salt + i, *body[i : i + length - len(bos) - 1]] for i in range(count)
     ]
 
 

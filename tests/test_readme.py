@@ -78,37 +78,30 @@ def python_runs() -> list[object]:
     return runs
 
 
+def run_block(
+    argv: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one README block; it must succeed and print something."""
+    result = subprocess.run(
+        argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT_S, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), result.stderr
+    return result
+
+
 @pytest.mark.parametrize(("block", "suffix"), python_runs())
 def test_python_block(block: Block, suffix: str, tether_server: RunningServer) -> None:
     env = {**env_without_tether(), **readme_env(tether_server)}
     env["TOGETHER_BASE_URL"] += suffix
-    result = subprocess.run(
-        [sys.executable, "-c", block.on(tether_server)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip(), result.stderr
+    run_block([sys.executable, "-c", block.on(tether_server)], env)
 
 
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in blocks("sh")])
 def test_shell_block(block: Block, tether_server: RunningServer, tmp_path: Path) -> None:
     bin_dir = str(Path(sys.executable).parent)
     env = {**env_without_tether(), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-    result = subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", block.on(tether_server)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip(), result.stderr
+    result = run_block(["bash", "-eo", "pipefail", "-c", block.on(tether_server)], env, tmp_path)
     if block.code.startswith("curl -N"):
         assert result.stdout.rstrip().endswith("data: [DONE]")
     elif block.code.startswith("curl"):

@@ -22,6 +22,7 @@ import together
 import uvicorn
 
 from tests.api.fake_engine import MODEL_ID, FakeEngine, Script
+from tests.e2e.wire import assemble_tool_call
 from tether.api.app import create_app
 from tether.config import ServerConfig
 
@@ -100,12 +101,7 @@ def test_openai_streamed_tool_call(server: tuple[str, FakeEngine]) -> None:
     stream = openai_client(base).chat.completions.create(
         model=MODEL_ID, messages=USER, tools=TOOLS, stream=True
     )
-    name, arguments, finish = "", "", None
-    for chunk in stream:
-        for call in chunk.choices[0].delta.tool_calls or []:
-            name += (call.function and call.function.name) or ""
-            arguments += (call.function and call.function.arguments) or ""
-        finish = chunk.choices[0].finish_reason or finish
+    name, arguments, finish = assemble_tool_call(stream)
     assert (name, arguments, finish) == ("get_weather", '{"city":"Paris"}', "tool_calls")
 
 

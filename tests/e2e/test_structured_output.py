@@ -15,7 +15,7 @@ import pytest
 from together import Together
 
 from tests.e2e.conftest import Server
-from tests.e2e.wire import chat_body, json_chunks, stream_bytes
+from tests.e2e.wire import assemble_tool_call, chat_body, json_chunks, stream_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -164,12 +164,7 @@ def test_openai_sdk_assembles_a_streamed_tool_call(
         tools=[WEATHER_TOOL],
         tool_choice="required",
     )
-    name, arguments, finish = "", "", None
-    for chunk in stream:
-        for call in chunk.choices[0].delta.tool_calls or []:
-            name += (call.function and call.function.name) or ""
-            arguments += (call.function and call.function.arguments) or ""
-        finish = chunk.choices[0].finish_reason or finish
+    name, arguments, finish = assemble_tool_call(stream)
 
     assert (name, finish) == ("get_weather", "tool_calls")
     _check_weather_arguments(arguments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -59,3 +60,15 @@ def running_requests(base: str, headers: dict[str, str] | None = None) -> float:
 
 def chat_body(model: str, content: str = "Hi", **fields: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": content}], **fields}
+
+
+def assemble_tool_call(stream: Iterable[Any]) -> tuple[str, str, str | None]:
+    """(name, arguments, finish_reason) of one tool call, as an app assembles it from the
+    openai SDK's streamed ``delta.tool_calls``."""
+    name, arguments, finish = "", "", None
+    for chunk in stream:
+        for call in chunk.choices[0].delta.tool_calls or []:
+            name += (call.function and call.function.name) or ""
+            arguments += (call.function and call.function.arguments) or ""
+        finish = chunk.choices[0].finish_reason or finish
+    return name, arguments, finish

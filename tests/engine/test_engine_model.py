@@ -184,6 +184,45 @@ async def test_n_2_prefills_the_prompt_once(model_engine: AsyncEngine) -> None:
     assert all(c.last.completion_tokens > 0 for c in choices)
 
 
+async def test_a_sequence_moved_into_a_slot_gap_continues_exactly(
+    model_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a sequence below it finishes, ``SlotManager.compact`` copies a running
+    sequence's KV into the lower slot mid-generation. Its greedy text must be the same as
+    in the identical batch where it sat in the lower slot all along."""
+    slots = model_engine.core.scheduler.slots
+    moves: list[int] = []
+    compact = slots.compact
+
+    def recording_compact() -> list[tuple[object, int]]:
+        done = compact()
+        moves.extend(slot for _, slot in done)
+        return done
+
+    monkeypatch.setattr(slots, "compact", recording_compact)
+    long, short = story("a moving van"), story("a parked car")
+    for prompt in (long, short):  # both prompts cached, so both runs prefill alike
+        await generate(model_engine, prompt, max_tokens=1, temperature=0)
+
+    async def pair(first: str, second: str) -> dict[str, list[int]]:
+        max_tokens = {long: 24, short: 2}
+        done = await asyncio.gather(
+            *(
+                generate(model_engine, p, max_tokens=max_tokens[p], temperature=0)
+                for p in (first, second)
+            )
+        )
+        return {first: done[0][0].token_ids, second: done[1][0].token_ids}
+
+    moves.clear()
+    in_place = await pair(long, short)  # long in slot 0, short above it: nothing moves
+    assert moves == []
+    moved = await pair(short, long)  # short in slot 0 finishes; long moves 1 -> 0
+    assert moves == [0]
+    assert moved[long] == in_place[long]
+    assert len(moved[long]) == 24
+
+
 async def test_prefix_cache_hit_is_reported(model_engine: AsyncEngine) -> None:
     prompt = chat("Describe a cache hit in exactly one sentence, with an example.")
     n_prompt = len(model_engine.tokenize(prompt))

@@ -91,11 +91,11 @@ def test_short_prefixes_are_prefilled_again() -> None:
 def test_the_last_prompt_token_is_always_decoded() -> None:
     mem = FakeMemory(2)
     slots = SlotManager(mem, 2)
-    owner, seq_id, _ = run(slots, mem, prompt(3))
+    _, seq_id, _ = run(slots, mem, prompt(3))
     slots.release(seq_id, keep_cache=True)
-    _, _, reused = run(slots, mem, prompt(3))
-    assert reused == len(prompt(3)) - 1
-    assert owner.kv_tokens == prompt(3)
+    again, reused = slots.acquire(Owner(prompt(3)), prompt(3))
+    assert (again, reused) == (seq_id, len(prompt(3)) - 1)
+    assert mem.kv[seq_id] == len(prompt(3)) - 1  # trimmed to leave the last token to decode
 
 
 def test_fork_copies_into_the_lowest_free_slot() -> None:

@@ -7,7 +7,7 @@ that raises here does so before any streaming starts, so the client gets a real 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -115,9 +115,7 @@ async def render_chat_prompt(
 ) -> tuple[str, list[int]]:
     """Chat template, then token ids (BOS added by the tokenizer)."""
     size = sum(len(str(message.get("content") or "")) for message in messages)
-    if size < INLINE_TEXT_CHARS:
-        return _template_and_tokenize(engine, messages, tools)
-    return await run_in_threadpool(_template_and_tokenize, engine, messages, tools)
+    return await _off_loop_if_long(size, _template_and_tokenize, engine, messages, tools)
 
 
 def _template_and_tokenize(
@@ -128,9 +126,14 @@ def _template_and_tokenize(
 
 
 async def tokenize_prompt(engine: Engine, text: str) -> list[int]:
-    if len(text) < INLINE_TEXT_CHARS:
-        return engine.tokenize(text, add_special=True)
-    return await run_in_threadpool(engine.tokenize, text, add_special=True)
+    return await _off_loop_if_long(len(text), engine.tokenize, text, add_special=True)
+
+
+async def _off_loop_if_long(size: int, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Short texts are tokenized inline; long ones in a worker thread, off the event loop."""
+    if size < INLINE_TEXT_CHARS:
+        return func(*args, **kwargs)
+    return await run_in_threadpool(func, *args, **kwargs)
 
 
 def resolve_max_tokens(req: protocol.SamplingRequest, prompt_tokens: int, context: int) -> int:
