@@ -66,6 +66,9 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_THREADS": "3",
         "TETHER_KV_UNIFIED": "yes",
         "TETHER_LOG_LEVEL": "debug",
+        "TETHER_DRAIN_TIMEOUT": "5.5",
+        "TETHER_RATE_LIMIT_RPM": "60",
+        "TETHER_RATE_LIMIT_TPM": "10000",
         "TETHER_API_KEYS": "k1, k2",
     }
     assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
@@ -82,6 +85,9 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         threads=3,
         kv_unified=True,
         log_level="debug",
+        drain_timeout=5.5,
+        rate_limit_rpm=60,
+        rate_limit_tpm=10000,
         api_keys=("k1", "k2"),
     )
 

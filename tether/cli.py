@@ -19,16 +19,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.config import DEFAULT_MODEL_ID, LOOPBACK, ServerConfig
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from tether.client.api import Client
 
 log = logging.getLogger("tether")
@@ -73,6 +71,9 @@ SERVE_FLAGS = (
     Flag("threads", int, "llama.cpp threads (default: one per CPU core)"),
     Flag("kv_unified", _bool, "one KV buffer shared by all sequences (default false)"),
     Flag("log_level", str, "critical, error, warning, info or debug (default info)"),
+    Flag("drain_timeout", float, "seconds running requests may finish after SIGTERM (default 30)"),
+    Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),
+    Flag("rate_limit_tpm", int, "tokens per minute per API key (default 0: no limit)"),
 )
 
 
@@ -108,61 +109,6 @@ def serve_config(args: argparse.Namespace, environ: dict[str, str]) -> ServerCon
     if keys:
         values["api_keys"] = tuple(keys)
     return ServerConfig(**values)
-
-
-def build_app(config: ServerConfig) -> FastAPI:
-    """The whole server: the app, with the engine's lifecycle as its lifespan and the access
-    log around it. ``serve`` and the in-process server of ``chat`` both run this."""
-    from tether.api.access_log import AccessLogMiddleware
-    from tether.api.app import create_app
-    from tether.engine.async_engine import AsyncEngine
-
-    engine = AsyncEngine(config)
-    app = create_app(engine, config)
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        await engine.start()
-        log.info(
-            "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
-            config.model_id,
-            config.model_path or "embedded",
-            config.ctx_size,
-            config.max_seqs,
-            config.host,
-            config.port,
-            "on" if config.auth_enabled else "off",
-        )
-        try:
-            yield
-        finally:
-            await engine.stop()
-
-    app.router.lifespan_context = lifespan
-    app.add_middleware(AccessLogMiddleware)  # added last: outermost, sees the final status
-    return app
-
-
-def serve(config: ServerConfig) -> None:
-    import uvicorn
-
-    app = build_app(config)
-    if not config.auth_enabled:
-        where = (
-            "loopback only"
-            if config.host == LOOPBACK
-            else f"{config.host}, OPEN TO ANYONE WHO CAN REACH IT"
-        )
-        log.warning("no API key (--api-key / TETHER_API_KEYS): serving without auth on %s", where)
-    # Our access log replaces uvicorn's: it has the request id and the duration.
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
 
 
 # -- chat, complete, models ------------------------------------------------------------
@@ -323,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, argparse.ArgumentTypeError) as exc:
             cli.error(str(exc))
         logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
+        from tether.server import serve
+
         serve(config)
         return 0
     return _run_client(COMMANDS[args.command], args)

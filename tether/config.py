@@ -21,7 +21,9 @@ class ServerConfig:
     ``ctx_size`` is the context of one sequence (prompt + completion). ``max_seqs`` is how
     many sequences decode at once (``n > 1`` choices count one each). ``batch_tokens`` is the
     per-step token budget shared by decoding and chunked prefill. ``threads=0`` picks the
-    number of logical CPUs (measured best on a quiet 2-core machine).
+    number of logical CPUs (measured best on a quiet 2-core machine). ``drain_timeout`` is
+    how long running requests may finish after SIGTERM. ``rate_limit_rpm`` and
+    ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
     """
 
     host: str = LOOPBACK
@@ -38,6 +40,9 @@ class ServerConfig:
     log_level: str = "info"
     max_body_bytes: int = 4 * 1024 * 1024
     keepalive_s: float = 15.0
+    drain_timeout: float = 30.0
+    rate_limit_rpm: int = 0
+    rate_limit_tpm: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +69,10 @@ class ServerConfig:
             raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         if self.keepalive_s <= 0:
             raise ValueError(f"keepalive_s must be positive, got {self.keepalive_s}")
+        if self.drain_timeout < 0:
+            raise ValueError(f"drain_timeout must be non-negative, got {self.drain_timeout}")
+        if self.rate_limit_rpm < 0 or self.rate_limit_tpm < 0:
+            raise ValueError("rate limits must be non-negative (0 turns a limit off)")
         if any(not key for key in self.api_keys):
             raise ValueError("api_keys must not contain empty keys")
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.engine.errors import ContextLengthExceededError
+from tether.engine.errors import ContextLengthExceededError, EngineError
 from tether.engine.request import (
     EngineStats,
     FinishReason,
@@ -57,6 +57,7 @@ class FakeEngine:
     )
     aborted: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
+    ended_by: EngineError | None = None
 
     def script(self, key: str, script: Script) -> None:
         """Answer prompts containing ``key`` with ``script``."""
@@ -81,6 +82,8 @@ class FakeEngine:
         self.requests.append(request)
         if self.generate_error is not None:
             raise self.generate_error
+        if self.ended_by is not None:
+            raise self.ended_by
         prompt_tokens = len(request.prompt_token_ids)
         if prompt_tokens + request.params.max_tokens > self.context_length:
             raise ContextLengthExceededError(
@@ -96,6 +99,9 @@ class FakeEngine:
 
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
+
+    def end_all(self, error: EngineError) -> None:
+        self.ended_by = error
 
     # --- scripting ---------------------------------------------------------------------------
 
@@ -187,6 +193,9 @@ class FakeStream:
         delay = self._script.first_delay_s if self._sent == 0 else self._script.delay_s
         if delay:
             await asyncio.sleep(delay)
+        if self._engine.ended_by is not None and not self.exhausted:
+            self.exhausted = True
+            raise self._engine.ended_by
         if self._script.fail_after is not None and self._sent >= self._script.fail_after:
             raise RuntimeError("fake engine failure (internal detail that must not leak)")
         if self._sent >= len(self._outputs):

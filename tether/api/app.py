@@ -22,7 +22,9 @@ from tether.api.inference import InferenceService
 from tether.api.metrics import CONTENT_TYPE, Metrics
 from tether.api.middleware import RequestIdMiddleware
 from tether.api.models import ModelCatalog
+from tether.api.rate_limit import RateLimiter
 from tether.api.serving import ServingContext
+from tether.api.shutdown import DrainGuard, Shutdown
 from tether.config import ServerConfig
 from tether.engine.base import Engine
 
@@ -47,12 +49,16 @@ def _legacy_router(ctx: ServingContext) -> APIRouter:
     return router
 
 
-def _ops_router(engine: Engine, metrics: Metrics, auth: ApiKeyAuth) -> APIRouter:
+def _ops_router(
+    engine: Engine, metrics: Metrics, auth: ApiKeyAuth, shutdown: Shutdown
+) -> APIRouter:
     router = APIRouter()
 
     async def health() -> Response:
-        ready = engine.ready
-        return JSONResponse(protocol.health(ready), status_code=200 if ready else 503)
+        # 503 while loading and while draining: a load balancer stops sending traffic.
+        ok = engine.ready and not shutdown.draining
+        body = protocol.health(engine.ready, shutdown.draining)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def scrape(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
@@ -66,14 +72,18 @@ def create_app(engine: Engine, config: ServerConfig) -> FastAPI:
     """The HTTP server for ``engine``; the caller runs the engine's lifecycle."""
     app = FastAPI(title="tether", docs_url=None, redoc_url=None, openapi_url=None)
     metrics = Metrics(engine)
-    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics)
+    limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
+    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter)
     auth = ApiKeyAuth(config.api_keys)
     v1 = _v1_router(ctx)
     for prefix in V1_PREFIXES:
         app.include_router(v1, prefix=prefix, dependencies=[Depends(auth)])
     app.include_router(_legacy_router(ctx), dependencies=[Depends(auth)])
-    app.include_router(_ops_router(engine, metrics, auth))
+    shutdown = Shutdown(engine, config.drain_timeout)
+    app.include_router(_ops_router(engine, metrics, auth, shutdown))
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware, on_crash=crash_response)
+    app.add_middleware(DrainGuard, shutdown=shutdown)
+    app.add_middleware(RequestIdMiddleware, on_crash=crash_response)  # outside: ids for all
     app.state.metrics = metrics
+    app.state.shutdown = shutdown
     return app

@@ -8,8 +8,10 @@
     ├── PayloadTooLarge            413 payload_too_large
     ├── ClientDisconnected         499 (nobody reads it; ends a non-streaming request early)
     ├── RoutingError               404 / 405 from routing
+    ├── RateLimited                429 rate_limited, with retry-after and x-ratelimit-*
     ├── InternalError              500 internal_error (never a traceback)
     └── Overloaded                 503 overloaded, with retry-after
+        └── ShuttingDown           503 server_shutdown (draining, or ended by the drain)
 
 Every error body is ``{"id": <request id>, "error": {"message", "type", "param", "code"}}``
 (wire-contract.md "Errors"). Once a stream's 200 has been sent, errors travel in-band instead
@@ -32,6 +34,7 @@ from tether.api.middleware import request_id
 from tether.engine.errors import (
     ContextLengthExceededError,
     EngineError,
+    EngineShutdownError,
     InvalidRequestError,
     QueueFullError,
 )
@@ -109,11 +112,34 @@ class Overloaded(APIError):
         return {"retry-after": str(RETRY_AFTER_S)}
 
 
+class ShuttingDown(Overloaded):
+    """SIGTERM: new requests are refused while running ones drain; those still running at
+    the drain timeout end with this error in-band (wire-contract.md "Liveness")."""
+
+    code = "server_shutdown"
+
+
+class RateLimited(APIError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self._headers = headers
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
 def from_engine_error(exc: EngineError) -> APIError:
     if isinstance(exc, ContextLengthExceededError):
         return ContextLengthExceeded(str(exc), exc.param)
     if isinstance(exc, InvalidRequestError):
         return InvalidRequest(str(exc), exc.param)
+    if isinstance(exc, EngineShutdownError):
+        return ShuttingDown(str(exc) or "The server is shutting down; retry later.")
     if isinstance(exc, QueueFullError):
         return Overloaded(str(exc) or "The server is overloaded; retry later.")
     logger.error("engine error: %r", exc)

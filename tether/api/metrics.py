@@ -8,7 +8,7 @@ build many apps in one process).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -39,7 +39,13 @@ class _EngineStatsCollector(Collector):
             "tether:num_requests_waiting", "Requests waiting for a slot.", labels=_LABELS
         )
         waiting.add_metric([model], stats.waiting)
-        return [running, waiting]
+        samplers = GaugeMetricFamily(
+            "tether:live_samplers",
+            "llama.cpp sampler objects allocated (grows without bound only if they leak).",
+            labels=_LABELS,
+        )
+        samplers.add_metric([model], stats.live_samplers)
+        return [running, waiting, samplers]
 
 
 class Metrics:
@@ -88,9 +94,13 @@ class RequestTimer:
         self._last: dict[int, float] = {}
         self._prompt_tokens = 0
         self._completion_tokens = 0
+        # Where this request's tokens are charged as they come (the token rate limit).
+        self.charge: Callable[[int], None] | None = None
 
     def on_output(self, out: StepOutput) -> None:
         now = time.perf_counter()
+        if self.charge is not None:
+            self.charge(len(out.tokens) + (0 if self._last else out.prompt_tokens))
         last = self._last.get(out.index)
         if last is None:
             if not self._last:

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 HEADER = b"x-request-id"
 _STATE_KEY = "request_id"
+_HEADERS_KEY = "response_headers"
 
 
 def new_request_id() -> str:
@@ -34,8 +35,16 @@ def request_id(conn: HTTPConnection) -> str:
     return rid
 
 
+def add_response_headers(conn: HTTPConnection, headers: dict[str, str]) -> None:
+    """Headers for this request's response, whatever the response turns out to be (a
+    stream, a JSON body or an error): ``RequestIdMiddleware`` adds them at its start."""
+    if headers:
+        conn.scope.setdefault("state", {}).setdefault(_HEADERS_KEY, {}).update(headers)
+
+
 class RequestIdMiddleware:
-    """Pure ASGI (BaseHTTPMiddleware would buffer streams and hide disconnects).
+    """Pure ASGI (BaseHTTPMiddleware would buffer streams and hide disconnects). It puts
+    ``x-request-id`` and any ``add_response_headers`` on every response.
 
     It is also the last resort: an exception nobody handled becomes the contract's 500 with
     the request id, never a traceback, and is logged here.
@@ -57,7 +66,12 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [*message.get("headers", ()), (HEADER, rid.encode())]
+                extra = scope["state"].get(_HEADERS_KEY, {})
+                headers = [
+                    *message.get("headers", ()),
+                    (HEADER, rid.encode()),
+                    *((name.encode(), value.encode()) for name, value in extra.items()),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 

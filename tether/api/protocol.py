@@ -513,5 +513,7 @@ def model_list(cards: list[dict[str, Any]]) -> dict[str, Any]:
     return {"object": "list", "data": cards}
 
 
-def health(ready: bool) -> dict[str, str]:
+def health(ready: bool, draining: bool = False) -> dict[str, str]:
+    if draining:
+        return {"status": "draining"}
     return {"status": "ok" if ready else "loading"}

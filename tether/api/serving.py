@@ -25,8 +25,9 @@ from tether.api.errors import (
     from_validation_error,
 )
 from tether.api.metrics import Metrics, RequestTimer
-from tether.api.middleware import request_id
+from tether.api.middleware import add_response_headers, request_id
 from tether.api.models import ModelCatalog
+from tether.api.rate_limit import RateLimiter
 from tether.config import ServerConfig
 from tether.engine import grammar as grammars
 from tether.engine.base import Engine, RequestStream
@@ -52,6 +53,7 @@ class ServingContext:
     config: ServerConfig
     models: ModelCatalog
     metrics: Metrics
+    limiter: RateLimiter
 
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -101,9 +103,13 @@ class Accepted(NamedTuple, Generic[ApiRequestT]):
 async def accept(
     ctx: ServingContext, request: Request, schema: type[ApiRequestT]
 ) -> Accepted[ApiRequestT]:
-    """Start timing, read and parse the body, resolve the model, and check readiness."""
+    """Start timing, apply the rate limits, read and parse the body, resolve the model, and
+    check readiness."""
     timer = ctx.metrics.timer()
     rid = request_id(request)
+    admission = ctx.limiter.admit(request)  # 429 before the body is even read
+    add_response_headers(request, admission.headers)
+    timer.charge = admission.charge
     body = parse_body(schema, await read_body(request, ctx.config.max_body_bytes))
     model = ctx.models.resolve(body.model)
     require_ready(ctx.engine)

@@ -114,7 +114,7 @@ class EventStreamResponse(Response):
         except _ClientGone:
             raise
         except Exception as exc:  # the 200 is out: report in-band (wire-contract.md)
-            logger.exception("stream failed after the response started")
+            # ``on_error`` logs what deserves it (a bug with its traceback; not a shutdown).
             await self._write(send, encode(self._on_error(exc)))
 
     async def _ping(self, send: Send) -> None:

@@ -42,7 +42,7 @@ class LocalServer:
     def __enter__(self) -> str:
         import uvicorn
 
-        from tether.cli import build_app
+        from tether.server import build_app
 
         app = build_app(self.config)
         server = uvicorn.Server(

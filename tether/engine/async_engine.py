@@ -21,6 +21,7 @@ from tether.engine.core import EngineCore
 from tether.engine.errors import EngineDeadError, EngineError
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
 from tether.engine.runner import ModelRunner, RunnerConfig
+from tether.engine.sampling import live_samplers
 from tether.engine.sequence import Sequence
 from tether.models import resolve_model_path
 
@@ -84,6 +85,7 @@ class AsyncEngine:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._dead: BaseException | None = None
+        self._closing: EngineError | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -157,19 +159,38 @@ class AsyncEngine:
         return self._template.render(messages, tools=tools)
 
     def generate(self, request: GenerationRequest) -> RequestStream:
+        """Check, in order of cost, then enqueue. Nothing is allocated in C here: a refused
+        request leaves nothing behind (samplers are built when a choice first samples)."""
         core = self._require_core()
+        if self._closing is not None:
+            raise self._closing
         if request.request_id in self._streams:
             raise EngineError(f"request id {request.request_id!r} is already running")
+        core.validate(request)
+        self._check_room(core)
         seqs = core.new_sequences(request)
         stream = RequestStream(self, request.request_id, len(seqs))
         with self._wake:
-            # Checked under the lock so that concurrent callers can't overfill the queue.
-            queued = sum(1 for item in self._inbox if isinstance(item, Sequence))
-            core.scheduler.check_room(queued)
+            # Checked again under the lock so that concurrent callers can't overfill the queue.
+            self._check_room(core)
             self._streams[request.request_id] = stream
             self._inbox.append(seqs[0])
             self._wake.notify()
         return stream
+
+    def _check_room(self, core: EngineCore) -> None:
+        queued = sum(1 for item in self._inbox if isinstance(item, Sequence))
+        core.scheduler.check_room(queued)
+
+    def end_all(self, error: EngineError) -> None:
+        """End every request: each stream raises ``error`` and its work is aborted, and new
+        requests are refused with it from now on (graceful shutdown, after the drain)."""
+        self._closing = error
+        for request_id in list(self._streams):
+            stream = self._streams.get(request_id)
+            if stream is not None:
+                self._abort_now(request_id)
+                stream.loop.call_soon_threadsafe(stream.push, error)
 
     async def abort(self, request_id: str) -> None:
         self._abort_now(request_id)
@@ -177,8 +198,13 @@ class AsyncEngine:
     def stats(self) -> EngineStats:
         core = self._core
         if core is None:
-            return EngineStats(running=0, waiting=0)
-        return EngineStats(running=len(core.scheduler.running), waiting=len(core.scheduler.waiting))
+            return EngineStats(running=0, waiting=0, live_samplers=live_samplers())
+        queued = sum(1 for item in self._inbox if isinstance(item, Sequence))
+        return EngineStats(
+            running=len(core.scheduler.running),
+            waiting=len(core.scheduler.waiting) + queued,
+            live_samplers=live_samplers(),
+        )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -211,6 +237,8 @@ class AsyncEngine:
                 outputs = core.step()
                 if outputs:
                     self._deliver(outputs)
+                if core.failures:
+                    self._deliver_failures(core)
         except BaseException as exc:  # the loop must never die silently
             log.exception("engine loop crashed")
             self._dead = exc
@@ -244,6 +272,14 @@ class AsyncEngine:
             except RuntimeError:  # that loop is closed: its requests are gone
                 for stream, _ in items:
                     self._abort_now(stream.request_id)
+
+    def _deliver_failures(self, core: EngineCore) -> None:
+        """Requests that failed inside a step end with their error; the engine goes on."""
+        failures, core.failures = core.failures, []
+        for request_id, error in failures:
+            stream = self._streams.pop(request_id, None)
+            if stream is not None:
+                stream.loop.call_soon_threadsafe(stream.push, error)
 
     def _fail_all(self, error: BaseException) -> None:
         streams = list(self._streams.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
+from tether.engine.errors import EngineError
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
 
 
@@ -64,6 +65,11 @@ class Engine(Protocol):
 
     def stats(self) -> EngineStats:
         """Running and waiting counts right now (cheap; called by ``/metrics``)."""
+
+    def end_all(self, error: EngineError) -> None:
+        """End every request now: each open stream raises ``error`` (after what it already
+        yielded) and its work is freed; later ``generate`` calls raise ``error`` too. Used by
+        the graceful shutdown once the drain timeout has passed."""
 
     async def abort(self, request_id: str) -> None:
         """Stop a request early and free its resources; unknown ids are ignored."""

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
 
 from tether.engine.detokenizer import Detokenizer
-from tether.engine.errors import ContextLengthExceededError, InvalidRequestError
+from tether.engine.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 from tether.engine.request import FinishReason, GenerationRequest, StepOutput, TokenInfo, TopLogprob
 from tether.engine.runner import ModelRunner
-from tether.engine.sampling import Sampler, logsumexp, top_logprobs
+from tether.engine.sampling import Sampler, check_grammar, logsumexp, top_logprobs
 from tether.engine.scheduler import Chunk, Scheduler, SchedulerOutput
 from tether.engine.sequence import Sequence, SequenceStatus
 from tether.engine.slots import SlotManager
+
+log = logging.getLogger(__name__)
+
+_GOOD_GRAMMARS = 64  # grammars remembered as parsing (each a few KB of text)
 
 
 class EngineCore:
@@ -30,11 +35,14 @@ class EngineCore:
         self._tokens: dict[int, tuple[str, bool]] = {}
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
         self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
+        self._good_grammars: dict[str, None] = {}  # insertion-ordered: oldest first
+        # Requests that failed inside a step, for the caller to report; the engine goes on.
+        self.failures: list[tuple[str, EngineError]] = []
 
     # -- requests -------------------------------------------------------------------------
 
-    def new_sequences(self, request: GenerationRequest) -> list[Sequence]:
-        """Validate a request and build its choices (safe to call off the engine thread)."""
+    def validate(self, request: GenerationRequest) -> None:
+        """The cheap checks: prompt, context length and ``n`` (safe off the engine thread)."""
         params, prompt = request.params, request.prompt_token_ids
         if not prompt:
             raise InvalidRequestError("the prompt is empty", param="prompt")
@@ -48,27 +56,45 @@ class EngineCore:
             raise InvalidRequestError(
                 f"n: at most {self.runner.config.n_seq_max} choices on this server", param="n"
             )
+
+    def new_sequences(self, request: GenerationRequest) -> list[Sequence]:
+        """Check the grammar and build a validated request's choices (safe off the engine
+        thread). Allocates nothing in C: each choice's sampler is built when it first samples.
+        """
+        params = request.params
+        if params.grammar is not None:
+            self._check_grammar(params.grammar)
         seed = params.seed if params.seed is not None else random.getrandbits(32)
         seqs = [self._new_sequence(request, i, (seed + i) & 0xFFFFFFFF) for i in range(params.n)]
         seqs[0].forks = seqs[1:]
         return seqs
 
+    def _check_grammar(self, grammar: str) -> None:
+        """Parse once and free, so a bad grammar is a 400 before anything is queued.
+        Grammars seen to parse are remembered: clients send the same few again and again."""
+        if grammar in self._good_grammars:
+            return
+        check_grammar(grammar, self.runner.vocab)
+        if len(self._good_grammars) >= _GOOD_GRAMMARS:
+            self._good_grammars.pop(next(iter(self._good_grammars)))
+        self._good_grammars[grammar] = None
+
     def _new_sequence(self, request: GenerationRequest, index: int, seed: int) -> Sequence:
         params = request.params
-        sampler = Sampler(params, seed, self.runner.vocab, self.runner.n_vocab, self.runner.eog_ids)
         detok = Detokenizer(self.runner.piece, params.stop)
-        return Sequence(
-            request.request_id, index, request.prompt_token_ids, params, seed, sampler, detok
-        )
+        return Sequence(request.request_id, index, request.prompt_token_ids, params, seed, detok)
+
+    def _sampler(self, seq: Sequence) -> Sampler:
+        if seq.sampler is None:
+            r = self.runner
+            seq.sampler = Sampler(seq.params, seq.seed, r.vocab, r.n_vocab, r.eog_ids)
+        return seq.sampler
 
     def add(self, first_choice: Sequence) -> None:
         self.scheduler.add(first_choice)
 
     def abort(self, request_id: str) -> None:
-        for seq in self.scheduler.abort(request_id):
-            # Choices still waiting for their fork never ran: their samplers close here too.
-            for choice in (seq, *seq.forks):
-                choice.sampler.close()
+        self.scheduler.abort(request_id)
 
     @property
     def has_work(self) -> bool:
@@ -77,12 +103,26 @@ class EngineCore:
     # -- the step -------------------------------------------------------------------------
 
     def step(self) -> list[StepOutput]:
-        """Schedule, execute, and make output."""
+        """Schedule, execute, and make output.
+
+        A failure that belongs to requests (a refused decode, an error while sampling one
+        choice) aborts those requests and lands in ``failures``; the step goes on for the rest.
+        """
         plan = self.scheduler.schedule()
         if plan.empty:
             return []
-        self._execute(plan)
+        try:
+            self._execute(plan)
+        except EngineError as exc:
+            for request_id in dict.fromkeys(chunk.seq.request_id for chunk in plan.chunks):
+                self._fail(request_id, exc)
+            return []
         return self._update(plan)
+
+    def _fail(self, request_id: str, exc: BaseException) -> None:
+        error = exc if isinstance(exc, EngineError) else EngineError(f"{type(exc).__name__}: {exc}")
+        self.failures.append((request_id, error))
+        self.abort(request_id)
 
     def _execute(self, plan: SchedulerOutput) -> None:
         batch = self.runner.batch
@@ -96,6 +136,7 @@ class EngineCore:
     def _update(self, plan: SchedulerOutput) -> list[StepOutput]:
         logits = self.runner.logits(self.runner.batch.n_outputs)
         outputs: list[StepOutput] = []
+        failed: set[str] = set()
         row_index = 0
         for chunk in plan.chunks:
             if chunk.seq.prefilling:
@@ -105,11 +146,20 @@ class EngineCore:
                 continue
             row = logits[row_index]
             row_index += 1
-            for seq in self._samplers_of(chunk):
-                self._sample(seq, chunk, row)
-                outputs.append(self._output(seq))
-                if seq.finish_reason is not None:
-                    self.scheduler.finish(seq)
+            if chunk.seq.request_id in failed:
+                continue  # its request failed earlier in this step
+            try:
+                for seq in self._samplers_of(chunk):
+                    self._sample(seq, chunk, row)
+                    outputs.append(self._output(seq))
+                    if seq.finish_reason is not None:
+                        self.scheduler.finish(seq)
+            except Exception as exc:  # one request's bug must not stop everyone's stream
+                log.exception("request %s failed while sampling", chunk.seq.request_id)
+                failed.add(chunk.seq.request_id)
+                self._fail(chunk.seq.request_id, exc)
+        if failed:
+            outputs = [out for out in outputs if out.request_id not in failed]
         return outputs
 
     def _samplers_of(self, chunk: Chunk) -> list[Sequence]:
@@ -120,7 +170,10 @@ class EngineCore:
         return [seq]
 
     def _sample(self, seq: Sequence, chunk: Chunk, row: np.ndarray) -> None:
-        token = seq.sampler.sample(self.runner.ctx, chunk.batch_index, row)
+        token = self._sampler(seq).sample(self.runner.ctx, chunk.batch_index, row)
+        if token is None:  # the grammar is complete and allows no further token
+            seq.finish(FinishReason.STOP)
+            return
         seq.tokens.append(token)
         params = seq.params
         if token in self.runner.eog_ids and not params.ignore_eos:
@@ -180,7 +233,7 @@ class EngineCore:
         return out
 
     def close(self) -> None:
-        for seq in list(self.scheduler.running):
+        for seq in [*self.scheduler.running, *self.scheduler.waiting]:
             self.abort(seq.request_id)
         self.runner.close()
 

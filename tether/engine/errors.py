@@ -4,6 +4,7 @@
     ├── InvalidRequestError        bad sampling parameters or prompt
     │   └── ContextLengthExceededError   prompt + max_tokens over the context size
     ├── QueueFullError             too many requests waiting (the API answers 503)
+    ├── EngineShutdownError        the server is shutting down; the request was ended
     └── EngineDeadError            the decode loop died; nothing more will be served
 
 The API layer maps each class to one HTTP status; see ``tether/api/errors.py``.
@@ -39,6 +40,10 @@ class ContextLengthExceededError(InvalidRequestError):
 
 class QueueFullError(EngineError):
     """The waiting queue is full; the client should retry later."""
+
+
+class EngineShutdownError(EngineError):
+    """The server is shutting down: the request was refused, or ended after the drain."""
 
 
 class EngineDeadError(EngineError):

@@ -38,10 +38,12 @@ class TokenInfo:
 
 @dataclass(frozen=True, slots=True)
 class EngineStats:
-    """A snapshot for metrics: sequences decoding now and requests waiting for a slot."""
+    """A snapshot for metrics: sequences decoding now, requests waiting for a slot, and
+    the C sampler objects alive (a leak shows up as a count that only grows)."""
 
     running: int
     waiting: int
+    live_samplers: int = 0
 
 
 @dataclass(slots=True)

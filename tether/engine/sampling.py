@@ -4,12 +4,22 @@ The chain never copies the 262,144-float logits row into Python. Log-probabiliti
 from a zero-copy numpy view of the same row. Grammar-constrained choices follow llama.cpp's
 ``common_sampler``: sample unconstrained first, check that one token against the grammar,
 and only when it is rejected pay for applying the grammar to the whole vocabulary.
+
+llama.cpp throws a C++ exception (which ends the process: nothing catches it across the C
+API) when a grammar is told to accept a token it does not allow. So a token reaches
+``llama_sampler_accept`` on the grammar only after the grammar said yes to it; when it allows
+no token at all (it is complete and ``ignore_eos`` forbids the end token), ``sample`` returns
+``None`` and the choice ends (issue 9).
+
+Every C object a ``Sampler`` owns is counted in ``live_samplers()`` until ``close()``, so a
+leak shows up as a number (``EngineStats.live_samplers``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import threading
 from collections.abc import Iterable
 
 import llama_cpp as llama
@@ -22,6 +32,26 @@ from tether.engine.sampling_params import SamplingParams
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 # Outside this range a float32 sum of exps has lost precision (or overflowed).
 _SUM_LOW, _SUM_HIGH = 1e-30, 1e30
+
+_live_lock = threading.Lock()
+_live = 0
+
+
+def _count(delta: int) -> None:
+    global _live
+    with _live_lock:
+        _live += delta
+
+
+def live_samplers() -> int:
+    """How many llama.cpp samplers (chains and grammars) are allocated in this process."""
+    return _live
+
+
+def check_grammar(grammar: str, vocab: llama.llama_vocab_p) -> None:
+    """Raise ``InvalidRequestError`` unless llama.cpp parses ``grammar`` (allocates nothing
+    that outlives the call)."""
+    Sampler._free(Sampler._new_grammar(grammar, vocab))
 
 
 def logsumexp(row: npt.NDArray[np.float32], scratch: npt.NDArray[np.float32]) -> float:
@@ -68,16 +98,25 @@ class Sampler:
         eog_ids: Iterable[int],
     ) -> None:
         self._n_vocab = n_vocab
-        self._chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
-        self._grammar = self._new_grammar(params.grammar, vocab) if params.grammar else None
         self._candidates: npt.NDArray[np.void] | None = None
         # Plain greedy is an argmax over the zero-copy row: ~40 µs instead of the ~0.5 ms
         # the C chain spends building a 262,144-entry candidate array per token.
         self._argmax = params.greedy and not params.grammar and self._is_plain(params)
         self._banned = frozenset(eog_ids) if params.ignore_eos else frozenset()
-        self._add_bias(params, n_vocab, eog_ids)
-        self._add_penalties(params, n_vocab)
-        self._add_selection(params, seed)
+        self._grammar: llama.llama_sampler_p | None = None
+        self._chain: llama.llama_sampler_p | None = llama.llama_sampler_chain_init(
+            llama.llama_sampler_chain_default_params()
+        )
+        _count(1)
+        try:
+            if params.grammar:
+                self._grammar = self._new_grammar(params.grammar, vocab)
+            self._add_bias(params, n_vocab, eog_ids)
+            self._add_penalties(params, n_vocab)
+            self._add_selection(params, seed)
+        except BaseException:
+            self.close()  # nothing half-built may outlive a failed construction
+            raise
 
     @staticmethod
     def _is_plain(params: SamplingParams) -> bool:
@@ -140,27 +179,40 @@ class Sampler:
         )
         if not sampler:
             raise InvalidRequestError("the grammar could not be parsed", param="response_format")
+        _count(1)
         return sampler
+
+    @staticmethod
+    def _free(sampler: llama.llama_sampler_p) -> None:
+        llama.llama_sampler_free(sampler)
+        _count(-1)
 
     def sample(
         self, ctx: llama.llama_context_p, batch_index: int, row: npt.NDArray[np.float32]
-    ) -> int:
-        """Sample the next token from the logits at ``batch_index`` (``row`` is that row)."""
+    ) -> int | None:
+        """Sample the next token from the logits at ``batch_index`` (``row`` is that row).
+
+        ``None`` means the grammar allows no further token: the choice is complete.
+        """
         if self._argmax:
-            token = int(row.argmax())
-            if token not in self._banned:
-                return token
+            best = int(row.argmax())
+            if best not in self._banned:
+                return best
             # ignore_eos and an end token won: the chain's logit bias rules it out.
         if self._grammar is None:
             return int(llama.llama_sampler_sample(self._chain, ctx, batch_index))
-        token = self._apply_chain(row, with_grammar=False)
-        if not self._grammar_accepts(token):
+        token: int | None = self._apply_chain(row, with_grammar=False)
+        if token is None or not self._grammar_accepts(token):
             token = self._apply_chain(row, with_grammar=True)
+            if token is None or token in self._banned or not self._grammar_accepts(token):
+                return None
         llama.llama_sampler_accept(self._grammar, token)
         llama.llama_sampler_accept(self._chain, token)
         return token
 
-    def _apply_chain(self, row: npt.NDArray[np.float32], with_grammar: bool) -> int:
+    def _apply_chain(self, row: npt.NDArray[np.float32], with_grammar: bool) -> int | None:
+        """The chain's choice over the whole row, restricted to the grammar if asked;
+        ``None`` when the grammar leaves no token that may be sampled."""
         cands = self._candidates
         if cands is None:
             cands = self._candidates = np.zeros(self._n_vocab, _TOKEN_DATA)
@@ -175,9 +227,20 @@ class Sampler:
         )
         if with_grammar:
             llama.llama_sampler_apply(self._grammar, ctypes.byref(arr))
+            if not self._any_allowed(cands["logit"]):
+                return None
         llama.llama_sampler_apply(self._chain, ctypes.byref(arr))
+        if not 0 <= arr.selected < arr.size:
+            return None
         # Samplers may move ``data`` to a sorted copy; read the winner through the array.
         return int(arr.data[arr.selected].id)
+
+    def _any_allowed(self, logits: npt.NDArray[np.float32]) -> bool:
+        """Whether a token the grammar allows is left once ``ignore_eos`` bans the end tokens."""
+        allowed = np.isfinite(logits)
+        for token in self._banned:
+            allowed[token] = False
+        return bool(allowed.any())
 
     def _grammar_accepts(self, token: int) -> bool:
         one = llama.llama_token_data(id=token, logit=1.0, p=0.0)
@@ -188,9 +251,10 @@ class Sampler:
         return bool(np.isfinite(arr.data[0].logit))
 
     def close(self) -> None:
+        """Free the C objects (idempotent)."""
         if self._chain:
-            llama.llama_sampler_free(self._chain)
+            self._free(self._chain)
             self._chain = None
         if self._grammar:
-            llama.llama_sampler_free(self._grammar)
+            self._free(self._grammar)
             self._grammar = None

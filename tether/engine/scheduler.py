@@ -75,6 +75,8 @@ class Scheduler:
         for seq in [s for s in self.running if s.request_id == request_id]:
             self._drop(seq, keep_cache=False)
             gone.append(seq)
+        for seq in gone:
+            seq.status = SequenceStatus.FINISHED
         return gone
 
     def finish(self, seq: Sequence) -> None:
@@ -83,6 +85,7 @@ class Scheduler:
 
     def _drop(self, seq: Sequence, keep_cache: bool) -> None:
         self.running.remove(seq)
+        seq.close()
         if seq.slot >= 0:
             self.slots.release(seq.slot, keep_cache)
         for child in seq.forks:  # children that never got their fork

@@ -20,7 +20,9 @@ class SequenceStatus(enum.Enum):
 
 class Sequence:
     """Token state of one choice: prompt + generated ``tokens``, of which ``num_computed``
-    have their KV in the sequence's slot. It owns its sampler and detokenizer."""
+    have their KV in the sequence's slot. It owns its detokenizer, and its sampler from its
+    first sampled token until it leaves the running set (``close``): a request that waits,
+    is refused or is aborted before it samples never allocates C objects (issue 9)."""
 
     def __init__(
         self,
@@ -29,7 +31,6 @@ class Sequence:
         prompt: list[int],
         params: SamplingParams,
         seed: int,
-        sampler: Sampler,
         detokenizer: Detokenizer,
     ) -> None:
         self.request_id = request_id
@@ -38,7 +39,7 @@ class Sequence:
         self.num_prompt = len(prompt)
         self.params = params
         self.seed = seed
-        self.sampler = sampler
+        self.sampler: Sampler | None = None
         self.detokenizer = detokenizer
         self.status = SequenceStatus.WAITING
         self.slot = -1
@@ -71,4 +72,9 @@ class Sequence:
         self.finish_reason = reason
         self.status = SequenceStatus.FINISHED
         self.new_text += self.detokenizer.finalize()
-        self.sampler.close()
+
+    def close(self) -> None:
+        """Free the sampler; the scheduler calls this once, as the sequence leaves ``running``."""
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
