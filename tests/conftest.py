@@ -76,7 +76,8 @@ def env_without_tether() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
 
 
-def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
+def start_server(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], RunningServer]:
+    """A healthy ``tether serve`` (16 sequences unless ``extra`` says otherwise)."""
     port = free_port()
     server = RunningServer(f"http://127.0.0.1:{port}", tmp / "serve.log")
     command = [sys.executable, "-m", "tether", "serve", "--port", str(port)]
@@ -85,14 +86,27 @@ def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         proc = subprocess.Popen(command, env=env_without_tether(), stdout=log, stderr=log)
     try:
         _wait_healthy(proc, server)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, server
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(SERVE_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
+    proc, server = start_server(tmp, *extra)
+    try:
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(SERVE_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer) -> None:
