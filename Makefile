@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TS_DIR := tests/e2e/ts
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+
+# RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules

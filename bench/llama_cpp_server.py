@@ -4,7 +4,7 @@
 
 llama-cpp-python's server loads models with llama.cpp's extra buffer types on, which
 repacks weights for the AMX kernels; on the reference machine those kernels crash the
-process on its first request (DEVELOPERS.md). This launcher applies the same workaround
+process on its first request (ARCHITECTURE.md, "AMX"). This launcher applies the same workaround
 Tether uses (``use_extra_bufts = False``, same speed) and then runs the server unchanged,
 so the comparison in the README is like for like. Needs ``llama-cpp-python[server]``.
 """

@@ -108,3 +108,37 @@ def test_legacy_inference_with_a_complete_grammar_and_ignore_eos(server: Server)
     assert response.status_code == 200, response.text
     assert json.dumps(response.json())  # a whole body, not a cut connection
     assert_still_serving(server)
+
+
+PENALTIES: dict[str, dict[str, Any]] = {
+    "repetition_penalty": {"repetition_penalty": 1.3},
+    "presence and frequency": {"presence_penalty": 1.5, "frequency_penalty": -0.5},
+    "all three, streamed, n=2": {
+        "repetition_penalty": 0.8,
+        "presence_penalty": -2,
+        "frequency_penalty": 2,
+        "stream": True,
+        "n": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("fields", PENALTIES.values(), ids=PENALTIES.keys())
+def test_penalties_generate_instead_of_failing_the_engine(
+    server: Server, fields: dict[str, Any]
+) -> None:
+    """Found by the fuzz suite: every request with a penalty called llama.cpp's
+    ``llama_sampler_init_penalties`` with 4 of its 5 arguments, and the ``TypeError`` on the
+    engine thread stopped the whole engine."""
+    body = chat_body(server.model, "Say something.", max_tokens=12, temperature=0, **fields)
+    response, raw = stream_bytes(server.url, CHAT, body)
+
+    assert response.status_code == 200
+    if fields.get("stream"):
+        chunks = json_chunks(raw)
+        assert not any("error" in chunk for chunk in chunks)
+        assert sum(1 for c in chunks for ch in c["choices"] if ch["finish_reason"]) == 2
+    else:
+        message = json.loads(raw)["choices"][0]["message"]
+        assert message["content"]
+    assert_still_serving(server)

@@ -179,8 +179,12 @@ class AsyncEngine:
         return stream
 
     def _check_room(self, core: EngineCore) -> None:
-        queued = sum(1 for item in self._inbox if isinstance(item, Sequence))
-        core.scheduler.check_room(queued)
+        core.scheduler.check_room(self._queued())
+
+    def _queued(self) -> int:
+        """Requests in the inbox, not yet in the scheduler's queue."""
+        with self._wake:  # an RLock: callers may hold it already
+            return sum(1 for item in self._inbox if isinstance(item, Sequence))
 
     def end_all(self, error: EngineError) -> None:
         """End every request: each stream raises ``error`` and its work is aborted, and new
@@ -199,10 +203,9 @@ class AsyncEngine:
         core = self._core
         if core is None:
             return EngineStats(running=0, waiting=0, live_samplers=live_samplers())
-        queued = sum(1 for item in self._inbox if isinstance(item, Sequence))
         return EngineStats(
             running=len(core.scheduler.running),
-            waiting=len(core.scheduler.waiting) + queued,
+            waiting=len(core.scheduler.waiting) + self._queued(),
             live_samplers=live_samplers(),
         )
 

@@ -115,7 +115,8 @@ class ModelRunner:
     def _load_model(path: str) -> llama.llama_model_p:
         params = llama.llama_model_default_params()
         # Weight repacking ("extra buffer types") routes matmuls to the AMX kernels, which
-        # crash with SIGSEGV/SIGILL on these CPUs (DEVELOPERS.md); speed is the same without.
+        # crash with SIGSEGV/SIGILL on Intel CPUs with AMX (ARCHITECTURE.md, "AMX"); the
+        # speed is the same without.
         params.use_extra_bufts = False
         model: llama.llama_model_p = llama.llama_model_load_from_file(str(path).encode(), params)
         if not model:

@@ -152,6 +152,7 @@ class Sampler:
         # covers the whole completion.
         self._add(
             llama.llama_sampler_init_penalties(
+                n_vocab,
                 params.max_tokens,
                 params.repetition_penalty,
                 params.frequency_penalty,
