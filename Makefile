@@ -25,15 +25,15 @@ test: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check tether tests bench
+	$(BIN)/ruff check tether tests
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.engine
+	$(BIN)/python -m tether.bench.engine
 
 # RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests.
 soak: $(STAMP)
-	$(BIN)/python -m bench.soak
+	$(BIN)/python -m tether.bench.soak
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules

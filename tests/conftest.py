@@ -14,14 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tether.config import DEFAULT_MODEL_ID, ServerConfig
-from tether.engine.async_engine import AsyncEngine
+from tether.config import DEFAULT_MODEL_ID
+from tether.engine.config import EngineConfig
+from tether.engines.llamacpp.async_engine import AsyncEngine
 
 
 @pytest.fixture(scope="session")
 def model_engine() -> Iterator[AsyncEngine]:
     """One real engine on the default model, shared by the tests that need a model."""
-    engine = AsyncEngine(ServerConfig(ctx_size=1024, max_seqs=16, batch_tokens=256, max_queue=8))
+    engine = AsyncEngine(EngineConfig(ctx_size=1024, max_seqs=16, batch_tokens=256, max_queue=8))
     engine.load()
     engine.start_thread()
     yield engine

@@ -218,7 +218,7 @@ def _models(args: argparse.Namespace) -> None:
 
 
 def _bench_parser(sub: Any) -> None:
-    from bench.cli import add_arguments
+    from tether.bench.cli import add_arguments
 
     p = sub.add_parser(
         "bench",
@@ -230,7 +230,7 @@ def _bench_parser(sub: Any) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from bench.cli import run_command
+    from tether.bench.cli import run_command
 
     run_command(args)
 

@@ -6,11 +6,12 @@ map one-to-one onto the fields below; see ``tether/cli.py``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-DEFAULT_MODEL_ID = "google/gemma-3-270m"
+from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
+
 LOOPBACK = "127.0.0.1"
+__all__ = ["DEFAULT_MODEL_ID", "LOOPBACK", "ServerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +49,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        if self.ctx_size < 16:
-            raise ValueError(f"ctx_size must be at least 16, got {self.ctx_size}")
-        if not 1 <= self.max_seqs <= 256:
-            raise ValueError(
-                f"max_seqs must be in [1, 256] (llama.cpp's limit), got {self.max_seqs}"
-            )
-        if self.max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, got {self.max_queue}")
-        if self.batch_tokens < self.max_seqs:
-            raise ValueError(
-                f"batch_tokens ({self.batch_tokens}) must be at least max_seqs ({self.max_seqs}) "
-                "so every running sequence can decode in one step"
-            )
-        if self.threads < 0:
-            raise ValueError(f"threads must be non-negative, got {self.threads}")
+        self.engine_config()  # the engine's own checks, raised here at startup
         if self.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"log_level must be a logging level name, got {self.log_level!r}")
         if self.max_body_bytes < 1024:
@@ -80,6 +67,15 @@ class ServerConfig:
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
 
-    @property
-    def n_threads(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 2))
+    def engine_config(self) -> EngineConfig:
+        """The engine's part of this configuration."""
+        return EngineConfig(
+            model=self.model_path,
+            model_id=self.model_id,
+            ctx_size=self.ctx_size,
+            max_seqs=self.max_seqs,
+            max_queue=self.max_queue,
+            batch_tokens=self.batch_tokens,
+            threads=self.threads,
+            kv_unified=self.kv_unified,
+        )

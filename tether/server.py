@@ -25,9 +25,9 @@ def build_app(config: ServerConfig) -> FastAPI:
     """The app, with the engine's lifecycle as its lifespan and the access log around it."""
     from tether.api.access_log import AccessLogMiddleware
     from tether.api.app import create_app
-    from tether.engine.async_engine import AsyncEngine
+    from tether.engines.llamacpp.async_engine import AsyncEngine
 
-    engine = AsyncEngine(config)
+    engine = AsyncEngine(config.engine_config())
     app = create_app(engine, config)
 
     @asynccontextmanager

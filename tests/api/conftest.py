@@ -37,7 +37,7 @@ def config() -> ServerConfig:
 
 @pytest.fixture
 def app(engine: FakeEngine, config: ServerConfig) -> FastAPI:
-    return create_app(engine, config)
+    return create_app(engine, config, chat=engine)
 
 
 @pytest.fixture

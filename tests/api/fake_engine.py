@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from tether.chat.messages import Function, Message
 from tether.engine.errors import ContextLengthExceededError, EngineError
 from tether.engine.request import (
     EngineStats,
@@ -52,9 +52,7 @@ class FakeEngine:
     generate_error: Exception | None = None
     waiting: int = 0
     requests: list[GenerationRequest] = field(default_factory=list)
-    templates: list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = field(
-        default_factory=list
-    )
+    templates: list[tuple[list[Message], list[Function]]] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
     ended_by: EngineError | None = None
@@ -71,11 +69,12 @@ class FakeEngine:
     def token_text(self, token_id: int) -> str:
         return "" if token_id in (BOS_ID, EOS_ID) else chr(token_id)
 
-    def apply_chat_template(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
-    ) -> str:
-        self.templates.append(([dict(m) for m in messages], None if tools is None else list(tools)))
-        turns = "".join(f"<{m['role']}>{_content(m.get('content'))}" for m in messages)
+    chat_template: str | None = None  # the Engine protocol's; the API tests pass ``render``
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str:
+        """A recording chat renderer (``create_app(..., chat=engine)``): ``<role>content``."""
+        self.templates.append((list(messages), list(tools)))
+        turns = "".join(f"<{m.role}>{m.content or ''}" for m in messages)
         return f"{turns}<assistant>"
 
     def generate(self, request: GenerationRequest) -> FakeStream:
@@ -111,12 +110,6 @@ class FakeEngine:
             if key in prompt:
                 return script
         return self.default
-
-
-def _content(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(part["text"] for part in content)
-    return "" if content is None else str(content)
 
 
 def _token(char: str, top: int | None) -> TokenInfo:

@@ -18,7 +18,7 @@ KEYS = ("key-one", "key-two")
 
 @pytest.fixture
 async def locked(engine: FakeEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ServerConfig(api_keys=KEYS))
+    app = create_app(engine, ServerConfig(api_keys=KEYS), chat=engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 

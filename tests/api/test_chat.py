@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.api.conftest import CHAT, chat_body, drive, sse_json
 from tests.api.fake_engine import LOGPROB, FakeEngine, Script
+from tether.chat.messages import Function, Message
 from tether.engine.request import FinishReason
+from tether.engine.structured import StructuredOutput, ToolFunction
 
 WEATHER_TOOL = {
     "type": "function",
@@ -72,14 +75,11 @@ async def test_template_gets_messages_and_content_parts(
     response = await client.post(CHAT, json=body)
     assert response.status_code == 200  # unknown fields are ignored
     [(rendered, tools)] = engine.templates
-    assert rendered[0] == {"role": "system", "content": "Be brief."}
-    assert rendered[1]["content"] == [
-        {"type": "text", "text": "Hi "},
-        {"type": "text", "text": "there"},
-    ]
-    assert tools is None
+    # developer is system; text parts are joined with newlines, as vLLM does.
+    assert rendered == [Message("system", "Be brief."), Message("user", "Hi \nthere")]
+    assert tools == []
     prompt = "".join(engine.token_text(t) for t in engine.requests[0].prompt_token_ids)
-    assert prompt == "<system>Be brief.<user>Hi there<assistant>"
+    assert prompt == "<system>Be brief.<user>Hi \nthere<assistant>"
     assert engine.requests[0].prompt_token_ids[0] == 2  # BOS added by tokenize
 
 
@@ -110,7 +110,7 @@ async def test_sampling_fields_reach_the_engine(
     assert params.stop == ("\n",)
     assert params.logit_bias == {65: -100.0, 66: 5.0}
     assert params.ignore_eos is True
-    assert params.grammar is None
+    assert params.structured is None
 
 
 async def test_default_max_tokens_is_the_rest_of_the_context(
@@ -277,13 +277,15 @@ async def test_stream_options_without_stream_is_ignored(client: httpx.AsyncClien
 # --- response_format -----------------------------------------------------------------------
 
 
-async def test_json_object_becomes_a_grammar(engine: FakeEngine, client: httpx.AsyncClient) -> None:
+async def test_json_object_becomes_any_object(
+    engine: FakeEngine, client: httpx.AsyncClient
+) -> None:
     body = chat_body(response_format={"type": "json_object"})
     assert (await client.post(CHAT, json=body)).status_code == 200
-    assert "root" in (engine.requests[0].params.grammar or "")
+    assert engine.requests[0].params.structured == StructuredOutput.json_object()
 
 
-async def test_json_schema_both_spellings_give_the_same_grammar(
+async def test_json_schema_both_spellings_give_the_same_schema(
     engine: FakeEngine, client: httpx.AsyncClient
 ) -> None:
     schema = {
@@ -295,15 +297,14 @@ async def test_json_schema_both_spellings_give_the_same_grammar(
     together = {"type": "json_schema", "schema": schema}
     for fmt in (openai, together):
         assert (await client.post(CHAT, json=chat_body(response_format=fmt))).status_code == 200
-    first, second = (r.params.grammar for r in engine.requests)
-    assert first is not None and first == second
-    assert "answer" in first
+    first, second = (r.params.structured for r in engine.requests)
+    assert first == second == StructuredOutput(json_schema=schema)
 
 
 async def test_regex_response_format(engine: FakeEngine, client: httpx.AsyncClient) -> None:
     body = chat_body(response_format={"type": "regex", "pattern": "(yes|no)"})
     assert (await client.post(CHAT, json=body)).status_code == 200
-    assert "yes" in (engine.requests[0].params.grammar or "")
+    assert engine.requests[0].params.structured == StructuredOutput(regex="(yes|no)")
 
 
 async def test_json_schema_without_schema_is_400(client: httpx.AsyncClient) -> None:
@@ -325,8 +326,9 @@ async def test_auto_tool_call_non_streaming(engine: FakeEngine, client: httpx.As
     assert call["type"] == "function"
     assert call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
-    assert engine.templates[0][1] == [WEATHER_TOOL]
-    assert engine.requests[0].params.grammar is None  # auto: the model may answer in text
+    parameters = WEATHER_TOOL["function"]["parameters"]
+    assert engine.templates[0][1] == [Function("get_weather", "Weather in a city", parameters)]
+    assert engine.requests[0].params.structured is None  # auto: the model may answer in text
 
 
 async def test_auto_tools_plain_answer_stays_text(client: httpx.AsyncClient) -> None:
@@ -342,18 +344,19 @@ async def test_tool_choice_none_hides_tools_from_the_template(
 ) -> None:
     engine.default = Script(TOOL_CALL_TEXT)
     response = await client.post(CHAT, json=chat_body(tools=[WEATHER_TOOL], tool_choice="none"))
-    assert engine.templates[0][1] is None
+    assert engine.templates[0][1] == []
     assert response.json()["choices"][0]["finish_reason"] == "stop"
 
 
-async def test_forced_tool_choice_uses_the_tool_grammar(
+async def test_forced_tool_choice_constrains_to_a_call(
     engine: FakeEngine, client: httpx.AsyncClient
 ) -> None:
     engine.default = Script(['{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
     choice = {"type": "function", "function": {"name": "get_weather"}}
     response = await client.post(CHAT, json=chat_body(tools=[WEATHER_TOOL], tool_choice=choice))
-    grammar = engine.requests[0].params.grammar
-    assert grammar is not None and "get_weather" in grammar
+    spec = engine.requests[0].params.structured
+    parameters = WEATHER_TOOL["function"]["parameters"]
+    assert spec == StructuredOutput(tool_call=(ToolFunction("get_weather", parameters),))
     [answer] = response.json()["choices"]
     assert answer["finish_reason"] == "tool_calls"
     assert answer["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
@@ -412,3 +415,38 @@ async def test_streamed_json_that_is_not_a_call_is_released_as_text(
     chunks = sse_json((await client.post(CHAT, json=body)).content)
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == '{"a": 1}'
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [],
+        [{"role": "robot", "content": "beep"}],
+        [{"content": "no role"}],
+        [{"role": "user", "content": None}],
+        [{"role": "user", "content": 42}],
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]}],
+        [{"role": "assistant", "content": None, "tool_calls": [{"function": {}}]}],
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}],
+            }
+        ],
+    ],
+)
+async def test_messages_the_chat_layer_cannot_take_are_400(
+    engine: FakeEngine, client: httpx.AsyncClient, messages: list[dict[str, object]]
+) -> None:
+    body = {"model": engine.model_id, "messages": messages}
+    response = await client.post(CHAT, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "messages"
+    assert engine.templates == []
+
+
+async def test_a_malformed_tool_is_400_naming_tools(client: httpx.AsyncClient) -> None:
+    response = await client.post(CHAT, json=chat_body(tools=[{"type": "function"}]))
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "tools"

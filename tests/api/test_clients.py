@@ -41,7 +41,7 @@ TOOLS = [
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, FakeEngine]]:
     engine = FakeEngine()
-    app = create_app(engine, ServerConfig(keepalive_s=1.0))
+    app = create_app(engine, ServerConfig(keepalive_s=1.0), chat=engine)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -126,7 +126,7 @@ async def test_dead_engine_is_500(engine: FakeEngine, client: httpx.AsyncClient)
 
 
 async def test_413_from_content_length(engine: FakeEngine) -> None:
-    app = create_app(engine, ServerConfig(max_body_bytes=1024))
+    app = create_app(engine, ServerConfig(max_body_bytes=1024), chat=engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.post(CHAT, json=chat_body("x" * 2000))
     assert_error(response, 413, "payload_too_large")
@@ -134,7 +134,7 @@ async def test_413_from_content_length(engine: FakeEngine) -> None:
 
 
 async def test_413_from_counted_bytes_without_content_length(engine: FakeEngine) -> None:
-    app = create_app(engine, ServerConfig(max_body_bytes=1024))
+    app = create_app(engine, ServerConfig(max_body_bytes=1024), chat=engine)
 
     async def chunked() -> AsyncIterator[bytes]:
         yield b'{"model": "google/gemma-3-270m", "messages": [{"role": "user", "content": "'

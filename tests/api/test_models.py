@@ -35,7 +35,7 @@ async def test_list_object_for_the_openai_sdk(client: httpx.AsyncClient) -> None
 
 async def test_model_file_stem_is_accepted(engine: FakeEngine) -> None:
     config = ServerConfig(model_path="/models/gemma-3-270m-it-Q4_K_M.gguf")
-    app = create_app(engine, config)
+    app = create_app(engine, config, chat=engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.post(CHAT, json={**chat_body(), "model": "gemma-3-270m-it-Q4_K_M"})
     assert response.status_code == 200

@@ -27,7 +27,7 @@ async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def limited(engine: FakeEngine) -> AsyncIterator[httpx.AsyncClient]:
     """Two requests and 40 tokens per minute per key."""
-    app = create_app(engine, ServerConfig(rate_limit_rpm=2, rate_limit_tpm=40))
+    app = create_app(engine, ServerConfig(rate_limit_rpm=2, rate_limit_tpm=40), chat=engine)
     async for http in _client(app):
         yield http
 
@@ -89,7 +89,7 @@ async def test_a_request_is_charged_its_prompt_and_generated_tokens(
 
 
 async def test_token_limit_refuses_once_spent(engine: FakeEngine) -> None:
-    app = create_app(engine, ServerConfig(rate_limit_tpm=10))
+    app = create_app(engine, ServerConfig(rate_limit_tpm=10), chat=engine)
     async for http in _client(app):
         spent = await http.post(CHAT, json=chat_body(), headers=bearer("k"))
         refused = await http.post(CHAT, json=chat_body(), headers=bearer("k"))

@@ -68,7 +68,7 @@ async def test_headers_sent_before_the_first_token(engine: FakeEngine, app: Fast
 
 async def test_keepalive_comments_while_the_engine_is_silent(engine: FakeEngine) -> None:
     engine.default = Script(["late"], first_delay_s=0.5)
-    app = create_app(engine, ServerConfig(keepalive_s=0.05))
+    app = create_app(engine, ServerConfig(keepalive_s=0.05), chat=engine)
     exchange = await drive(app, CHAT, chat_body(stream=True))
     parts = [part for _, part in exchange.body_times]
     before_first_token = parts[: next(i for i, p in enumerate(parts) if p.startswith(b"data:"))]
@@ -79,7 +79,7 @@ async def test_keepalive_comments_while_the_engine_is_silent(engine: FakeEngine)
 
 async def test_no_keepalive_while_tokens_flow(engine: FakeEngine) -> None:
     engine.default = Script(["a", "b", "c", "d"], delay_s=0.02)
-    app = create_app(engine, ServerConfig(keepalive_s=0.5))
+    app = create_app(engine, ServerConfig(keepalive_s=0.5), chat=engine)
     exchange = await drive(app, CHAT, chat_body(stream=True))
     assert b"keep-alive" not in exchange.body
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from rich.progress import Progress
 
-from bench.load import WORDS, BenchSettings, prompt, sweep
-from bench.report import document
+from tether.bench.load import WORDS, BenchSettings, prompt, sweep
+from tether.bench.report import document
 from tether.client.api import ServerError
 
 

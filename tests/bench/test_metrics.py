@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.metrics import Sample, distribution_ms, percentile, summarize
+from tether.bench.metrics import Sample, distribution_ms, percentile, summarize
 
 
 @pytest.mark.parametrize("q", [0, 50, 90, 99, 100])

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.metrics import Sample, summarize
-from bench.report import chart_files, print_table, write
+from tether.bench.metrics import Sample, summarize
+from tether.bench.report import chart_files, print_table, write
 from tether.client.api import ClientError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""``python -m bench.soak`` on a small count: it starts its server, gets its 503s and 200s,
+"""``python -m tether.bench.soak`` on a small count: it starts its server, gets its 503s and 200s,
 and prints the readings (the full 10,000 / 1,000 run is ``make soak``, not a test)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_soak_reports_rss_and_live_samplers_for_each_phase(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "bench.soak", "--refused", "40", "--completed", "6"]
+    command = [sys.executable, "-m", "tether.bench.soak", "--refused", "40", "--completed", "6"]
     command += ["--threads", "1", "--log", str(tmp_path / "serve.log")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 

@@ -23,7 +23,7 @@ from tether.api.metrics import CONTENT_TYPE, Metrics
 from tether.api.middleware import RequestIdMiddleware
 from tether.api.models import ModelCatalog
 from tether.api.rate_limit import RateLimiter
-from tether.api.serving import ServingContext
+from tether.api.serving import ChatRenderer, EngineChatTemplate, ServingContext
 from tether.api.shutdown import DrainGuard, Shutdown
 from tether.config import ServerConfig
 from tether.engine.base import Engine
@@ -68,12 +68,14 @@ def _ops_router(
     return router
 
 
-def create_app(engine: Engine, config: ServerConfig) -> FastAPI:
-    """The HTTP server for ``engine``; the caller runs the engine's lifecycle."""
+def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None = None) -> FastAPI:
+    """The HTTP server for ``engine``; the caller runs the engine's lifecycle. ``chat``
+    renders chat prompts (default: the engine's model's own template)."""
     app = FastAPI(title="tether", docs_url=None, redoc_url=None, openapi_url=None)
     metrics = Metrics(engine)
     limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
-    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter)
+    renderer = chat if chat is not None else EngineChatTemplate(engine)
+    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter, renderer)
     auth = ApiKeyAuth(config.api_keys)
     v1 = _v1_router(ctx)
     for prefix in V1_PREFIXES:

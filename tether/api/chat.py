@@ -12,23 +12,19 @@ from tether.api import protocol
 from tether.api.errors import InvalidRequest
 from tether.api.serving import (
     ChoiceResult,
+    Constraint,
     ServingContext,
     accept,
     cancel_on_disconnect,
     collect,
     echo_prompt,
     render_chat_prompt,
-    response_format_grammar,
+    response_format_constraint,
     start_generation,
 )
 from tether.api.streaming import Chunk, EnvelopeStreamer, event_stream, last_token
-from tether.api.tool_calls import (
-    ParsedCall,
-    ToolCallBuffer,
-    ToolPlan,
-    streamed_tool_call_deltas,
-    wire_tool_calls,
-)
+from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
+from tether.chat.tool_calls import ParsedCall
 from tether.engine.request import FinishReason, StepOutput
 
 
@@ -39,7 +35,8 @@ class ChatStreamer(EnvelopeStreamer):
         self, builder: protocol.ChunkBuilder, n: int, include_usage: bool, plan: ToolPlan
     ) -> None:
         super().__init__(builder, n, include_usage)
-        self._buffers = None if plan.mode == "none" else [ToolCallBuffer(plan) for _ in range(n)]
+        buffers = [plan.buffer() for _ in range(n)]
+        self._buffers = None if plan.mode == "none" else [b for b in buffers if b is not None]
 
     def on_output(self, out: StepOutput) -> list[Chunk]:
         if self._buffers is None:
@@ -66,12 +63,14 @@ class ChatStreamer(EnvelopeStreamer):
         return [role, *(self.builder.tool_calls(index, delta) for delta in deltas)]
 
 
-def _grammar(plan: ToolPlan, fmt: protocol.ResponseFormat | None) -> str | None:
-    if plan.grammar is not None and fmt is not None and fmt.type != "text":
+def _constraint(plan: ToolPlan, fmt: protocol.ResponseFormat | None) -> Constraint | None:
+    if plan.structured is not None and fmt is not None and fmt.type != "text":
         raise InvalidRequest(
             "response_format: cannot be combined with a forced tool_choice", "response_format"
         )
-    return plan.grammar or response_format_grammar(fmt)
+    if plan.structured is not None:
+        return Constraint(plan.structured, "tools")
+    return response_format_constraint(fmt)
 
 
 def _choice(result: ChoiceResult, plan: ToolPlan, logprobs: bool) -> dict[str, Any]:
@@ -93,10 +92,10 @@ class ChatService:
         ctx = self._ctx
         timer, rid, req, model = await accept(ctx, request, protocol.ChatCompletionRequest)
         plan = ToolPlan.from_request(req.tools, req.tool_choice)
-        grammar = _grammar(plan, req.response_format)
-        messages = [message.for_template() for message in req.messages]
-        prompt, ids = await render_chat_prompt(ctx.engine, messages, plan.template_tools)
-        stream = start_generation(ctx, req, rid, ids, grammar)
+        constraint = _constraint(plan, req.response_format)
+        messages = [message.to_chat(index) for index, message in enumerate(req.messages)]
+        prompt, ids = await render_chat_prompt(ctx, messages, plan.functions)
+        stream = start_generation(ctx, req, rid, ids, constraint)
         created = int(time.time())
         if req.stream:
             builder = protocol.ChunkBuilder(rid, model, created, chat=True)

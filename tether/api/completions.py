@@ -20,7 +20,7 @@ from tether.api.serving import (
     cancel_on_disconnect,
     collect,
     echo_prompt,
-    response_format_grammar,
+    response_format_constraint,
     start_generation,
     tokenize_prompt,
 )
@@ -34,9 +34,9 @@ class CompletionService:
     async def create(self, request: Request) -> Response:
         ctx = self._ctx
         timer, rid, req, model = await accept(ctx, request, protocol.CompletionRequest)
-        grammar = response_format_grammar(req.response_format)
+        constraint = response_format_constraint(req.response_format)
         ids = await tokenize_prompt(ctx.engine, req.prompt_text)
-        stream = start_generation(ctx, req, rid, ids, grammar)
+        stream = start_generation(ctx, req, rid, ids, constraint)
         created = int(time.time())
         if req.stream:
             builder = protocol.ChunkBuilder(rid, model, created, chat=False)

@@ -18,7 +18,7 @@ from tether.api.serving import (
     accept,
     cancel_on_disconnect,
     collect,
-    response_format_grammar,
+    response_format_constraint,
     start_generation,
     tokenize_prompt,
 )
@@ -55,9 +55,9 @@ class InferenceService:
     async def create(self, request: Request) -> Response:
         ctx = self._ctx
         timer, rid, req, model = await accept(ctx, request, protocol.InferenceRequest)
-        grammar = response_format_grammar(req.response_format)
+        constraint = response_format_constraint(req.response_format)
         ids = await tokenize_prompt(ctx.engine, req.prompt)
-        stream = start_generation(ctx, req, rid, ids, grammar)
+        stream = start_generation(ctx, req, rid, ids, constraint)
         if req.streaming:
             builder = protocol.InferenceChunkBuilder(rid)
             streamer = InferenceStreamer(builder, req.choices_n, req.include_usage)

@@ -8,10 +8,13 @@ dict plus ``json.dumps`` is several times cheaper than a pydantic model there.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tether.chat import messages as chat
+from tether.engine.errors import InvalidRequestError
 from tether.engine.request import TokenInfo
 
 MAX_TOP_LOGPROBS = 20
@@ -31,19 +34,59 @@ class TextPart(_Wire):
     text: str
 
 
+class FunctionCall(_Wire):
+    name: str
+    # OpenAI sends a JSON string; some clients send the object itself.
+    arguments: str | dict[str, Any] | None = None
+
+
+class ToolCallMessage(_Wire):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def to_chat(self, index: int) -> chat.ToolCall:
+        arguments: Any = self.function.arguments or {}
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                arguments = None
+        if not isinstance(arguments, dict):
+            raise InvalidRequestError(
+                f"messages[{index}]: tool call arguments must be a JSON object", param="messages"
+            )
+        return chat.ToolCall(self.function.name, arguments, self.id)
+
+
 class ChatMessage(_Wire):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCallMessage] | None = None
     tool_call_id: str | None = None
 
-    def for_template(self) -> dict[str, Any]:
-        """The message as the chat template reads it (OpenAI's ``developer`` is ``system``)."""
-        message = self.model_dump(exclude_none=True)
-        if self.role == "developer":
-            message["role"] = "system"
-        return message
+    def to_chat(self, index: int) -> chat.Message:
+        """The message for the chat layer: OpenAI's ``developer`` is ``system``; text parts
+        are joined with newlines, as vLLM does (entrypoints/chat_utils.py)."""
+        content = self.content
+        if isinstance(content, list):
+            content = "\n".join(part.text for part in content)
+        calls = self.tool_calls if self.role == "assistant" else None
+        if content is None and self.role != "assistant":
+            raise InvalidRequestError(
+                f"messages[{index}]: content must be a string or a list of text parts",
+                param="messages",
+            )
+        if content is None and not calls:
+            content = ""
+        return chat.Message(
+            role="system" if self.role == "developer" else self.role,
+            content=content,
+            tool_calls=tuple(call.to_chat(index) for call in calls or ()),
+            name=self.name,
+            tool_call_id=self.tool_call_id,
+        )
 
 
 class FunctionDefinition(_Wire):
@@ -56,8 +99,9 @@ class Tool(_Wire):
     type: Literal["function"] = "function"
     function: FunctionDefinition
 
-    def for_template(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
+    def to_chat(self) -> chat.Function:
+        f = self.function
+        return chat.Function(f.name, f.description, f.parameters)
 
 
 class FunctionName(_Wire):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -28,12 +28,14 @@ from tether.api.metrics import Metrics, RequestTimer
 from tether.api.middleware import add_response_headers, request_id
 from tether.api.models import ModelCatalog
 from tether.api.rate_limit import RateLimiter
+from tether.chat.messages import Function, Message
+from tether.chat.template import ChatTemplate, ChatTemplateError
 from tether.config import ServerConfig
-from tether.engine import grammar as grammars
 from tether.engine.base import Engine, RequestStream
-from tether.engine.errors import ContextLengthExceededError
+from tether.engine.errors import ContextLengthExceededError, StructuredOutputError
 from tether.engine.request import FinishReason, GenerationRequest, TokenInfo
 from tether.engine.sampling_params import SamplingParams
+from tether.engine.structured import StructuredOutput
 
 # ``max_tokens`` when the request has none: what remains of the context, at most this much.
 # With a large ``--ctx-size`` the whole remainder would let one runaway request hold a
@@ -54,6 +56,27 @@ class ServingContext:
     models: ModelCatalog
     metrics: Metrics
     limiter: RateLimiter
+    chat: ChatRenderer
+
+
+class ChatRenderer(Protocol):
+    """Renders chat messages into prompt text (``tether.chat.template.ChatTemplate``)."""
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str: ...
+
+
+class EngineChatTemplate:
+    """The served model's own chat template (or Gemma's format when it has none), read from
+    the engine once it has loaded."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._template: ChatTemplate | None = None
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str:
+        if self._template is None:
+            self._template = ChatTemplate(self._engine.chat_template)
+        return self._template.render(messages, tools)
 
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -117,18 +140,21 @@ async def accept(
 
 
 async def render_chat_prompt(
-    engine: Engine, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ctx: ServingContext, messages: list[Message], tools: Sequence[Function]
 ) -> tuple[str, list[int]]:
     """Chat template, then token ids (BOS added by the tokenizer)."""
-    size = sum(len(str(message.get("content") or "")) for message in messages)
-    return await _off_loop_if_long(size, _template_and_tokenize, engine, messages, tools)
+    size = sum(len(message.content or "") for message in messages)
+    return await _off_loop_if_long(size, _template_and_tokenize, ctx, messages, tools)
 
 
 def _template_and_tokenize(
-    engine: Engine, messages: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ctx: ServingContext, messages: list[Message], tools: Sequence[Function]
 ) -> tuple[str, list[int]]:
-    text = engine.apply_chat_template(messages, tools)
-    return text, engine.tokenize(text, add_special=True)
+    try:
+        text = ctx.chat.render(messages, tools)
+    except ChatTemplateError as exc:
+        raise InvalidRequest(f"messages: {exc}", "messages") from exc
+    return text, ctx.engine.tokenize(text, add_special=True)
 
 
 async def tokenize_prompt(engine: Engine, text: str) -> list[int]:
@@ -156,25 +182,33 @@ def resolve_max_tokens(req: protocol.SamplingRequest, prompt_tokens: int, contex
     raise ContextLengthExceededError(prompt_tokens, req.max_tokens, context)
 
 
-def response_format_grammar(fmt: protocol.ResponseFormat | None) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A request's output constraint and the request field it came from (named in a 400)."""
+
+    spec: StructuredOutput
+    field: str
+
+
+def response_format_constraint(fmt: protocol.ResponseFormat | None) -> Constraint | None:
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "regex":
         if not fmt.pattern:
             raise InvalidRequest("response_format: regex needs a 'pattern'", "response_format")
-        return grammars.regex_grammar(fmt.pattern)
+        return Constraint(StructuredOutput(regex=fmt.pattern), "response_format")
     schema = fmt.schema_dict
     if schema is not None:
-        return grammars.json_schema_grammar(schema)
+        return Constraint(StructuredOutput(json_schema=schema), "response_format")
     if fmt.type == "json_schema":
         raise InvalidRequest(
             "response_format: json_schema needs 'json_schema.schema'", "response_format"
         )
-    return grammars.json_object_grammar()
+    return Constraint(StructuredOutput.json_object(), "response_format")
 
 
 def sampling_params(
-    req: protocol.SamplingRequest, *, max_tokens: int, grammar: str | None
+    req: protocol.SamplingRequest, *, max_tokens: int, structured: StructuredOutput | None
 ) -> SamplingParams:
     """Absent fields take ``SamplingParams``' defaults; it validates the rest itself."""
     fields: dict[str, Any] = {
@@ -195,7 +229,7 @@ def sampling_params(
         n=req.choices_n,
         logprobs=req.top_logprobs_count,
         ignore_eos=bool(req.ignore_eos),
-        grammar=grammar,
+        structured=structured,
         **given,
     )
 
@@ -205,12 +239,17 @@ def start_generation(
     req: protocol.SamplingRequest,
     request_id: str,
     prompt_ids: list[int],
-    grammar: str | None,
+    constraint: Constraint | None,
 ) -> RequestStream:
     """Enqueue the request; the engine raises here (400 / 503), before any streaming."""
     max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
-    params = sampling_params(req, max_tokens=max_tokens, grammar=grammar)
-    return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
+    spec = constraint.spec if constraint is not None else None
+    params = sampling_params(req, max_tokens=max_tokens, structured=spec)
+    try:
+        return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
+    except StructuredOutputError as exc:
+        field = constraint.field if constraint is not None else None
+        raise InvalidRequest(f"{field}: {exc}", field) from exc
 
 
 def echo_prompt(

@@ -1,10 +1,9 @@
-"""Tool calling for chat: what a request's tools mean and how a call's text becomes tool_calls.
+"""Tool calling for chat: what a request's tools mean, and calls as the wire carries them.
 
-The convention is shared with the chat template (``tether.engine.chat_template``): with
-``tool_choice="auto"`` the prompt asks the model to answer a call as
-``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``; with ``"required"`` or a named
-function a grammar forces exactly ``{"name": ..., "arguments": {...}}``. Either way the
-finished text goes through ``parse_tool_calls``.
+With ``tool_choice="auto"`` the prompt asks the model to answer a call in the text format of
+``tether.chat.tool_calls``; with ``"required"`` or a named function the output is constrained
+to exactly ``{"name": ..., "arguments": {...}}`` (``StructuredOutput.tool_call``). Either way
+the finished text goes through ``parse_tool_calls``.
 """
 
 from __future__ import annotations
@@ -14,35 +13,27 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tether.api import protocol
-from tether.engine import grammar as grammars
-from tether.engine.chat_template import (
-    TOOL_CALL_OPEN,
-    could_be_tool_call_prefix,
-    parse_tool_calls,
-)
+from tether.chat.messages import Function
+from tether.chat.tool_calls import ParsedCall, ToolCallBuffer, parse_tool_calls
 from tether.engine.errors import InvalidRequestError
+from tether.engine.structured import StructuredOutput, ToolFunction
 
 ToolMode = Literal["none", "auto", "forced"]
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedCall:
-    name: str
-    arguments: str  # a JSON string, as the wire carries it
-
-
-@dataclass(frozen=True, slots=True)
 class ToolPlan:
-    """How one chat request uses its tools: what the template sees, and the grammar if forced."""
+    """How one chat request uses its tools: what the template sees, and the constraint if a
+    call is forced."""
 
     mode: ToolMode
     names: frozenset[str]
-    template_tools: list[dict[str, Any]] | None
-    grammar: str | None
+    functions: tuple[Function, ...]  # for the chat template
+    structured: StructuredOutput | None  # set when a call is forced
 
     @classmethod
     def none(cls) -> ToolPlan:
-        return cls("none", frozenset(), None, None)
+        return cls("none", frozenset(), (), None)
 
     @classmethod
     def from_request(
@@ -55,21 +46,33 @@ class ToolPlan:
         if choice == "none":
             # OpenAI: "none" means the model answers in text; the template gets no tools.
             return cls.none()
-        specs = [tool.for_template() for tool in tools]
-        names = frozenset(tool.function.name for tool in tools)
+        functions = tuple(tool.to_chat() for tool in tools)
+        names = frozenset(function.name for function in functions)
         if choice is None or choice == "auto":
-            return cls("auto", names, specs, None)
+            return cls("auto", names, functions, None)
         forced = None if choice == "required" else choice.function.name
-        return cls("forced", names, specs, grammars.tool_call_grammar(specs, forced))
+        callable_ = tuple(
+            ToolFunction(function.name, function.parameters)
+            for function in functions
+            if forced is None or function.name == forced
+        )
+        if not callable_:
+            raise InvalidRequestError(
+                f"tool_choice: no function named {forced!r}", param="tool_choice"
+            )
+        return cls("forced", names, functions, StructuredOutput(tool_call=callable_))
 
     def parse(self, text: str) -> list[ParsedCall] | None:
         """The calls in a finished choice's text, or ``None`` when it is a plain answer."""
         if self.mode == "none":
             return None
-        calls = parse_tool_calls(text, set(self.names))
-        if not calls:
+        return parse_tool_calls(text, self.names) or None
+
+    def buffer(self) -> ToolCallBuffer | None:
+        """What holds a streamed choice's text while it may be a call (None: nothing to hold)."""
+        if self.mode == "none":
             return None
-        return [ParsedCall(call["name"], call["arguments"]) for call in calls]
+        return ToolCallBuffer(self.names, forced=self.mode == "forced")
 
 
 def new_call_id() -> str:
@@ -92,48 +95,3 @@ def streamed_tool_call_deltas(calls: list[ParsedCall]) -> list[list[dict[str, An
         deltas.append([protocol.tool_call_start(index, new_call_id(), call.name)])
         deltas.append([protocol.tool_call_arguments(index, call.arguments)])
     return deltas
-
-
-class ToolCallBuffer:
-    """Holds back one choice's streamed text while it could still be a tool call.
-
-    A call needs its function name before its first delta, so text that begins like a call
-    (``<tool_call>`` or ``{``) is held until the choice finishes and parsed whole. Text that
-    cannot be a call is released at once. A forced call (grammar) is always held.
-    """
-
-    def __init__(self, plan: ToolPlan) -> None:
-        self._plan = plan
-        self._pieces: list[str] = []
-        self._holding = plan.mode != "none"
-        self._committed = plan.mode == "forced"
-
-    def feed(self, text: str) -> str:
-        """Text to send now ("" while holding)."""
-        if not self._holding:
-            return text
-        self._pieces.append(text)
-        if self._committed:
-            return ""
-        head = "".join(self._pieces).lstrip()
-        if not could_be_tool_call_prefix(head):
-            return self._release()
-        # Past the opening, it stays a possible call: stop re-joining the pieces.
-        self._committed = head.startswith(("{", TOOL_CALL_OPEN))
-        return ""
-
-    def finish(self) -> tuple[str, list[ParsedCall] | None]:
-        """At the choice's end: (held text to send, the parsed calls or None)."""
-        if not self._holding:
-            return "", None
-        calls = self._plan.parse("".join(self._pieces))
-        if calls:
-            self._pieces.clear()
-            return "", calls
-        return self._release(), None
-
-    def _release(self) -> str:
-        self._holding = False
-        text = "".join(self._pieces)
-        self._pieces.clear()
-        return text

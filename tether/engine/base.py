@@ -1,13 +1,13 @@
 """The ``Engine`` protocol: the one seam between the HTTP API and whatever generates tokens.
 
-The llama.cpp engine (``tether.engine.async_engine.AsyncEngine``) implements it; unit tests
-plug in a scripted fake; a vLLM engine for GPU fleets will plug in here later.
+Each package under ``tether.engines`` implements it (llama.cpp: ``tether.engines.llamacpp``);
+unit tests plug in a scripted fake; a vLLM engine for GPU fleets will plug in here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from tether.engine.errors import EngineError
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
@@ -48,10 +48,10 @@ class Engine(Protocol):
     def token_text(self, token_id: int) -> str:
         """The text piece of one token (lossy for partial UTF-8; for logprob displays)."""
 
-    def apply_chat_template(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
-    ) -> str:
-        """Render chat messages into the prompt text, ending with the assistant turn's opening."""
+    @property
+    def chat_template(self) -> str | None:
+        """The model's own chat template (Jinja source), or ``None`` when it has none. The
+        API renders it (``tether.chat.template``); engines never see chat messages."""
 
     def generate(self, request: GenerationRequest) -> RequestStream:
         """Validate and enqueue ``request``; return the stream of its outputs.

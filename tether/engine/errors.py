@@ -2,7 +2,8 @@
 
     EngineError
     ├── InvalidRequestError        bad sampling parameters or prompt
-    │   └── ContextLengthExceededError   prompt + max_tokens over the context size
+    │   ├── ContextLengthExceededError   prompt + max_tokens over the context size
+    │   └── StructuredOutputError        a StructuredOutput this engine cannot express
     ├── QueueFullError             too many requests waiting (the API answers 503)
     ├── EngineShutdownError        the server is shutting down; the request was ended
     └── EngineDeadError            the decode loop died; nothing more will be served
@@ -36,6 +37,11 @@ class ContextLengthExceededError(InvalidRequestError):
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
         self.context_length = context_length
+
+
+class StructuredOutputError(InvalidRequestError):
+    """The engine cannot constrain output to this ``StructuredOutput`` (an unsupported JSON
+    schema feature, a regex it cannot translate). The API names the request field."""
 
 
 class QueueFullError(EngineError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tether.engine.errors import InvalidRequestError
+from tether.engine.structured import StructuredOutput
 
 MAX_N = 128
 MAX_TOP_LOGPROBS = 20
@@ -22,8 +23,8 @@ class SamplingParams:
     ``temperature == 0`` means greedy. ``top_k == 0`` and ``top_p == 1`` and ``min_p == 0``
     disable those filters. ``seed=None`` means the engine picks one (and reports it).
     ``logprobs`` is the number of top alternatives to return per token (``None``: none);
-    the sampled token's own logprob is always computed. ``grammar`` is a GBNF grammar
-    (root rule ``root``) that constrains every sampled token.
+    the sampled token's own logprob is always computed. ``structured`` constrains the output
+    (JSON schema, regex, choice or tool call; the engine translates it).
     """
 
     max_tokens: int = 16
@@ -40,7 +41,7 @@ class SamplingParams:
     n: int = 1
     logprobs: int | None = None
     ignore_eos: bool = False
-    grammar: str | None = None
+    structured: StructuredOutput | None = None
 
     def __post_init__(self) -> None:
         _check(self.max_tokens >= 1, "max_tokens", "must be at least 1")

@@ -1,0 +1,4 @@
+"""Benchmarks: ``python -m tether.bench.engine`` (the engine next to raw llama.cpp),
+``tether bench`` (HTTP load on any OpenAI-compatible server: ``cli`` → ``load`` → ``report``)
+and ``python -m tether.bench.soak`` (a server's memory under refused and completed requests).
+"""

@@ -1,0 +1,1 @@
+"""Chat: OpenAI-style messages in, prompt text out; tool calls parsed from the answer."""

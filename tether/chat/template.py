@@ -1,0 +1,179 @@
+"""Rendering chat messages into the prompt text that the model continues.
+
+Two paths. When the GGUF has a ``tokenizer.chat_template`` it is rendered with Jinja2 in an
+``ImmutableSandboxedEnvironment``, as HF transformers and llama-cpp-python do (a GGUF is
+untrusted input). Without one (the default Gemma 3 270M) the messages are written in Gemma's
+turn format, following Gemma 3's official template.
+
+Tools: a template that renders ``tools`` itself gets them as they are; otherwise the
+messages are written in the plain form of ``tether.chat.tool_calls`` (functions listed in
+the system text, calls and results as tagged text) before rendering.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.ext import Extension
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from tether.chat.messages import Function, Message
+from tether.chat.tool_calls import plain_messages
+
+
+class ChatTemplateError(ValueError):
+    """The template failed on these messages (the API answers 400, naming ``messages``)."""
+
+
+class ChatTemplate:
+    """Renders messages (OpenAI chat format) into a prompt ending with the assistant's opening.
+
+    ``source`` is the GGUF's ``tokenizer.chat_template`` or None for Gemma's format; a source
+    that does not compile raises ``ValueError``. The prompt never starts with ``bos_token``:
+    the tokenizer adds BOS.
+    """
+
+    def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
+        self._bos_token = bos_token
+        self._eos_token = eos_token
+        self._template: jinja2.Template | None = None
+        self._native_tools = False
+        if source is not None:
+            environment = _sandbox()
+            try:
+                self._template = environment.from_string(source)
+                undeclared = meta.find_undeclared_variables(environment.parse(source))
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"the chat template does not compile: {exc}") from exc
+            self._native_tools = "tools" in undeclared
+
+    @property
+    def native_tools(self) -> bool:
+        """True when the Jinja template renders ``tools`` itself (so no instruction is added)."""
+        return self._native_tools
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Function] = (),
+        add_generation_prompt: bool = True,
+    ) -> str:
+        """The prompt text; raises ``ChatTemplateError`` for messages it cannot render."""
+        if self._template is None or not self._native_tools:
+            rendered = plain_messages(messages, tools)
+        else:
+            rendered = [message.for_template() for message in messages]
+        if self._template is None:
+            return _render_gemma(rendered, add_generation_prompt)
+        native = [tool.for_template() for tool in tools] if tools and self._native_tools else None
+        return self._render_jinja(self._template, rendered, native, add_generation_prompt)
+
+    def _render_jinja(
+        self,
+        template: jinja2.Template,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+    ) -> str:
+        try:
+            text = template.render(
+                messages=messages,
+                tools=tools,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self._bos_token,
+                eos_token=self._eos_token,
+            )
+        except Exception as exc:  # a template can fail in any way on a request's messages
+            raise ChatTemplateError(str(exc)) from exc
+        # Templates write BOS themselves; tokenizing adds it too. llama.cpp strips it the same
+        # way ("To avoid double BOS / EOS tokens", common/chat.cpp).
+        if self._bos_token and text.startswith(self._bos_token):
+            text = text[len(self._bos_token) :]
+        return text
+
+
+# --- Jinja environment ------------------------------------------------------------------------
+
+
+class _GenerationTag(Extension):
+    """Pass-through for HF's ``{% generation %}`` tag (it marks assistant text for training)."""
+
+    tags = {"generation"}  # noqa: RUF012 (jinja2 declares it as a plain attribute)
+
+    def parse(self, parser: Parser) -> list[nodes.Node]:
+        parser.stream.skip(1)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
+def _sandbox() -> ImmutableSandboxedEnvironment:
+    # The same settings and helpers as HF transformers (utils/chat_template_utils.py), which
+    # GGUF templates are written for.
+    environment = ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[_GenerationTag, "jinja2.ext.loopcontrols"],
+    )
+    environment.filters["tojson"] = _tojson
+    environment.globals["raise_exception"] = _raise_exception
+    environment.globals["strftime_now"] = _strftime_now
+    return environment
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    # Jinja's own tojson HTML-escapes '<', '>', '&' and "'", which templates do not expect.
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+def _raise_exception(message: str) -> None:
+    raise jinja2.TemplateError(message)
+
+
+def _strftime_now(format: str) -> str:
+    return datetime.now().strftime(format)
+
+
+# --- validating and normalizing messages --------------------------------------------------------
+
+
+# --- Gemma's turn format ----------------------------------------------------------------------
+
+
+def _render_gemma(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+    """Gemma 3's official template, written out: no system role, so a leading system text
+    opens the first user turn (followed by a blank line); contents are stripped."""
+    system = ""
+    if messages[0]["role"] == "system":
+        system, messages = messages[0]["content"], messages[1:]
+    turns: list[str] = []
+    for message in messages:
+        role = "model" if message["role"] == "assistant" else "user"
+        text = message["content"].strip()
+        if system and role == "user":
+            text = f"{system}\n\n{text}"
+        elif system:
+            turns.append(_gemma_turn("user", system.strip()))
+        system = ""
+        turns.append(_gemma_turn(role, text))
+    if system:
+        turns.append(_gemma_turn("user", system.strip()))
+    if add_generation_prompt:
+        turns.append("<start_of_turn>model\n")
+    return "".join(turns)
+
+
+def _gemma_turn(role: str, text: str) -> str:
+    return f"<start_of_turn>{role}\n{text}<end_of_turn>\n"

@@ -1,0 +1,54 @@
+"""``EngineConfig``: what any engine needs to serve one model, validated at construction.
+
+``tether.config.ServerConfig`` (the whole process) builds it; engines never see the server's
+settings (host, keys, limits).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_MODEL_ID = "google/gemma-3-270m"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """One model and the size of its batch.
+
+    ``model`` is the engine's own model reference (a GGUF path for llama.cpp); ``None`` is the
+    engine's default model. ``model_id`` is the name clients send. ``ctx_size`` is the context
+    of one sequence (prompt + completion); ``max_seqs`` sequences decode at once (each of
+    ``n`` choices counts); ``max_queue`` requests may wait; ``batch_tokens`` is one step's
+    token budget, shared by decoding and chunked prefill; ``threads=0`` is one per CPU.
+    """
+
+    model: str | None = None
+    model_id: str = DEFAULT_MODEL_ID
+    ctx_size: int = 4096
+    max_seqs: int = 64
+    max_queue: int = 256
+    batch_tokens: int = 512
+    threads: int = 0
+    kv_unified: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ctx_size < 16:
+            raise ValueError(f"ctx_size must be at least 16, got {self.ctx_size}")
+        if not 1 <= self.max_seqs <= 256:
+            raise ValueError(
+                f"max_seqs must be in [1, 256] (llama.cpp's limit), got {self.max_seqs}"
+            )
+        if self.max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {self.max_queue}")
+        if self.batch_tokens < self.max_seqs:
+            raise ValueError(
+                f"batch_tokens ({self.batch_tokens}) must be at least max_seqs ({self.max_seqs}) "
+                "so every running sequence can decode in one step"
+            )
+        if self.threads < 0:
+            raise ValueError(f"threads must be non-negative, got {self.threads}")
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2))

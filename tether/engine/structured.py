@@ -1,0 +1,68 @@
+"""``StructuredOutput``: what generated text must match, in terms any engine can translate.
+
+The API builds it from ``response_format`` and forced ``tool_choice``; the llama.cpp engine
+turns it into a GBNF grammar (``tether.engines.llamacpp.gbnf``), a vLLM engine would turn it
+into its structured-output parameters. An engine that cannot express a spec raises
+``StructuredOutputError`` (a 400), before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFunction:
+    """A function the model may call: its name and the JSON schema of its arguments
+    (``None``: any object)."""
+
+    name: str
+    parameters: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredOutput:
+    """Exactly one form:
+
+    - ``json_schema``: JSON text matching the schema (``ANY_OBJECT`` for any JSON object);
+    - ``regex``: text matching the regular expression (Python's syntax, whole match);
+    - ``choice``: exactly one of the strings;
+    - ``tool_call``: exactly ``{"name": <one of the functions>, "arguments": {...}}`` with
+      the arguments matching that function's schema.
+    """
+
+    json_schema: Mapping[str, Any] | None = None
+    regex: str | None = None
+    choice: tuple[str, ...] | None = None
+    tool_call: tuple[ToolFunction, ...] | None = None
+
+    def __post_init__(self) -> None:
+        forms = (self.json_schema, self.regex, self.choice, self.tool_call)
+        if sum(form is not None for form in forms) != 1:
+            raise ValueError("a StructuredOutput has exactly one of its forms")
+        if self.tool_call is not None and not self.tool_call:
+            raise ValueError("tool_call needs at least one function")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice needs at least one string")
+
+    @classmethod
+    def json_object(cls) -> StructuredOutput:
+        return cls(json_schema=ANY_OBJECT)
+
+    def key(self) -> str:
+        """A stable text key, for engines that cache what they compile from a spec."""
+        return json.dumps(
+            {
+                "json_schema": self.json_schema,
+                "regex": self.regex,
+                "choice": self.choice,
+                "tool_call": [[f.name, f.parameters] for f in self.tool_call or ()],
+            },
+            sort_keys=True,
+            default=str,
+        )

@@ -1,0 +1,1 @@
+"""Implementations of ``tether.engine.base.Engine``, one package each."""

@@ -1,0 +1,288 @@
+"""``AsyncEngine``: the ``Engine`` protocol over ``EngineCore``, with the decode loop on its
+own thread.
+
+The event loop never waits on llama.cpp: requests and aborts go to the engine thread
+through a locked inbox, and each step's outputs come back in one
+``loop.call_soon_threadsafe`` call that fans them out to per-request queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+
+from tether.engine.config import EngineConfig
+from tether.engine.errors import EngineDeadError, EngineError
+from tether.engine.request import EngineStats, GenerationRequest, StepOutput
+from tether.engines.llamacpp.core import EngineCore
+from tether.engines.llamacpp.gguf import resolve_model_path
+from tether.engines.llamacpp.runner import ModelRunner, RunnerConfig
+from tether.engines.llamacpp.sampler import live_samplers
+from tether.engines.llamacpp.sequence import Sequence
+
+log = logging.getLogger(__name__)
+
+
+class RequestStream:
+    """The outputs of one request. Closing it before the end aborts the request."""
+
+    def __init__(self, engine: AsyncEngine, request_id: str, n_choices: int) -> None:
+        self._engine = engine
+        self.request_id = request_id
+        self.loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[StepOutput | BaseException] = asyncio.Queue()
+        self._unfinished = n_choices
+        self._closed = False
+
+    def push(self, item: StepOutput | BaseException) -> None:
+        self._queue.put_nowait(item)
+
+    def __aiter__(self) -> RequestStream:
+        return self
+
+    async def __anext__(self) -> StepOutput:
+        if self._unfinished == 0 or self._closed:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self._closed = True
+            raise item
+        if item.finished:
+            self._unfinished -= 1
+            if self._unfinished == 0:
+                self._engine._forget(self.request_id)
+        return item
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._unfinished:
+                self._engine._abort_now(self.request_id)
+
+    async def __aenter__(self) -> RequestStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncEngine:
+    """Serves one GGUF model with continuous batching; implements ``tether.engine.base.Engine``."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._model_id = config.model_id
+        self._core: EngineCore | None = None
+        self._chat_template: str | None = None
+        self._streams: dict[str, RequestStream] = {}
+        self._inbox: deque[Sequence | str] = deque()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._dead: BaseException | None = None
+        self._closing: EngineError | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model (blocking, ~1 s for the default model)."""
+        cfg = self.config
+        runner = ModelRunner(
+            RunnerConfig(
+                model_path=resolve_model_path(cfg.model),
+                ctx_per_seq=cfg.ctx_size,
+                n_seq_max=cfg.max_seqs,
+                n_batch=cfg.batch_tokens,
+                n_threads=cfg.n_threads,
+                kv_unified=cfg.kv_unified,
+            )
+        )
+        self._chat_template = runner.chat_template()
+        self._core = EngineCore(runner, cfg.ctx_size, cfg.batch_tokens, cfg.max_queue)
+
+    async def start(self) -> None:
+        """Load the model off the event loop, then start the engine thread."""
+        if self._core is None:
+            await asyncio.to_thread(self.load)
+        self.start_thread()
+
+    def start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tether-engine", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Stop the engine thread and free the model (blocking)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+        if self._core is not None:
+            self._core.close()
+            self._core = None
+
+    # -- the Engine protocol ---------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def context_length(self) -> int:
+        return self.config.ctx_size
+
+    @property
+    def ready(self) -> bool:
+        return self._core is not None and self._thread is not None and self._dead is None
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        return self._require_core().vocab.tokenize(text, add_special)
+
+    def token_text(self, token_id: int) -> str:
+        return self._require_core().vocab.text(token_id)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._chat_template
+
+    def generate(self, request: GenerationRequest) -> RequestStream:
+        """Check, in order of cost, then enqueue. Nothing is allocated in C here: a refused
+        request leaves nothing behind (samplers are built when a choice first samples)."""
+        core = self._require_core()
+        if self._closing is not None:
+            raise self._closing
+        if request.request_id in self._streams:
+            raise EngineError(f"request id {request.request_id!r} is already running")
+        core.validate(request)
+        self._check_room(core)
+        seqs = core.new_sequences(request)
+        stream = RequestStream(self, request.request_id, len(seqs))
+        with self._wake:
+            # Checked again under the lock so that concurrent callers can't overfill the queue.
+            self._check_room(core)
+            self._streams[request.request_id] = stream
+            self._inbox.append(seqs[0])
+            self._wake.notify()
+        return stream
+
+    def _check_room(self, core: EngineCore) -> None:
+        core.scheduler.check_room(self._queued())
+
+    def _queued(self) -> int:
+        """Requests in the inbox, not yet in the scheduler's queue."""
+        with self._wake:  # an RLock: callers may hold it already
+            return sum(1 for item in self._inbox if isinstance(item, Sequence))
+
+    def end_all(self, error: EngineError) -> None:
+        """End every request: each stream raises ``error`` and its work is aborted, and new
+        requests are refused with it from now on (graceful shutdown, after the drain)."""
+        self._closing = error
+        for request_id in list(self._streams):
+            stream = self._streams.get(request_id)
+            if stream is not None:
+                self._abort_now(request_id)
+                stream.loop.call_soon_threadsafe(stream.push, error)
+
+    async def abort(self, request_id: str) -> None:
+        self._abort_now(request_id)
+
+    def stats(self) -> EngineStats:
+        core = self._core
+        if core is None:
+            return EngineStats(running=0, waiting=0, live_samplers=live_samplers())
+        return EngineStats(
+            running=len(core.scheduler.running),
+            waiting=len(core.scheduler.waiting) + self._queued(),
+            live_samplers=live_samplers(),
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    @property
+    def core(self) -> EngineCore:
+        """The engine core (tests and the benchmark inspect it; the API never does)."""
+        return self._require_core()
+
+    def _require_core(self) -> EngineCore:
+        if self._dead is not None:
+            raise EngineDeadError("the engine stopped after an internal error") from self._dead
+        if self._core is None:
+            raise EngineDeadError("the model is not loaded yet")
+        return self._core
+
+    def _abort_now(self, request_id: str) -> None:
+        if self._streams.pop(request_id, None) is not None:
+            with self._wake:
+                self._inbox.append(request_id)
+                self._wake.notify()
+
+    def _forget(self, request_id: str) -> None:
+        self._streams.pop(request_id, None)
+
+    def _run(self) -> None:
+        core = self._core
+        assert core is not None  # start() loads it first
+        try:
+            while self._next_batch_of_work(core):
+                outputs = core.step()
+                if outputs:
+                    self._deliver(outputs)
+                if core.failures:
+                    self._deliver_failures(core)
+        except BaseException as exc:  # the loop must never die silently
+            log.exception("engine loop crashed")
+            self._dead = exc
+            self._fail_all(EngineDeadError(f"the engine stopped: {exc}"))
+
+    def _next_batch_of_work(self, core: EngineCore) -> bool:
+        """Apply queued requests and aborts; sleep while there is nothing to do."""
+        with self._wake:
+            while not self._stopping and not self._inbox and not core.has_work:
+                self._wake.wait()
+            if self._stopping:
+                return False
+            inbox, self._inbox = self._inbox, deque()
+        for item in inbox:
+            if isinstance(item, str):
+                core.abort(item)
+            else:
+                core.add(item)
+        return True
+
+    def _deliver(self, outputs: list[StepOutput]) -> None:
+        """Hand a step's outputs to their event loops: one wake-up per loop per step."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[RequestStream, StepOutput]]] = {}
+        for out in outputs:
+            stream = self._streams.get(out.request_id)
+            if stream is not None:
+                by_loop.setdefault(stream.loop, []).append((stream, out))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_push_all, items)
+            except RuntimeError:  # that loop is closed: its requests are gone
+                for stream, _ in items:
+                    self._abort_now(stream.request_id)
+
+    def _deliver_failures(self, core: EngineCore) -> None:
+        """Requests that failed inside a step end with their error; the engine goes on."""
+        failures, core.failures = core.failures, []
+        for request_id, error in failures:
+            stream = self._streams.pop(request_id, None)
+            if stream is not None:
+                stream.loop.call_soon_threadsafe(stream.push, error)
+
+    def _fail_all(self, error: BaseException) -> None:
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for stream in streams:
+            stream.loop.call_soon_threadsafe(stream.push, error)
+
+
+def _push_all(items: list[tuple[RequestStream, StepOutput]]) -> None:
+    for stream, out in items:
+        stream.push(out)

@@ -1,0 +1,150 @@
+"""``Scheduler``: decides, each step, which tokens of which sequences go into the batch."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from tether.engine.errors import QueueFullError
+from tether.engines.llamacpp.sequence import Sequence, SequenceStatus
+from tether.engines.llamacpp.slots import SlotManager
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive tokens of one sequence in this step's batch.
+
+    ``sample`` is set when the chunk ends where a token must be sampled (a decode token,
+    or the last chunk of a prompt); ``batch_index`` is filled in by the executor.
+    """
+
+    seq: Sequence
+    tokens: list[int]
+    start_pos: int
+    sample: bool
+    batch_index: int = -1
+
+
+@dataclass(slots=True)
+class SchedulerOutput:
+    """One step's plan: decode chunks first, then prefill chunks, within the token budget."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.chunks
+
+
+class Scheduler:
+    """Continuous batching with chunked prefill.
+
+    Each step every decoding sequence gets one token; the remaining token budget goes to
+    prompts in arrival order, a chunk at a time, so a long prompt delays running streams
+    by at most one chunk. A request is admitted only when all of its ``n`` choices get a
+    slot; its extra choices fork the first one's KV once the prompt is in.
+    """
+
+    def __init__(self, slots: SlotManager, batch_tokens: int, max_queue: int) -> None:
+        self.slots = slots
+        self.batch_tokens = batch_tokens
+        self.max_queue = max_queue
+        self.waiting: deque[Sequence] = deque()  # first choice of each queued request
+        self.running: list[Sequence] = []
+        self._reserved = 0  # slots promised to admitted requests' not-yet-forked choices
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def check_room(self, incoming: int = 0) -> None:
+        """Raise ``QueueFullError`` if one more request (after ``incoming``) can't queue."""
+        if len(self.waiting) + incoming >= self.max_queue:
+            raise QueueFullError(f"the queue is full ({self.max_queue} requests waiting)")
+
+    def add(self, seq: Sequence) -> None:
+        """Queue a request by its first choice (the others hang off ``seq.forks``)."""
+        self.waiting.append(seq)
+
+    def abort(self, request_id: str) -> list[Sequence]:
+        """Remove a request's sequences wherever they are; free their KV at once."""
+        gone = [s for s in self.waiting if s.request_id == request_id]
+        for seq in gone:
+            self.waiting.remove(seq)
+        for seq in [s for s in self.running if s.request_id == request_id]:
+            self._drop(seq, keep_cache=False)
+            gone.append(seq)
+        for seq in gone:
+            seq.status = SequenceStatus.FINISHED
+        return gone
+
+    def finish(self, seq: Sequence) -> None:
+        """Free a finished sequence's slot; its KV stays as prefix cache."""
+        self._drop(seq, keep_cache=True)
+
+    def _drop(self, seq: Sequence, keep_cache: bool) -> None:
+        self.running.remove(seq)
+        seq.close()
+        if seq.slot >= 0:
+            self.slots.release(seq.slot, keep_cache)
+        for child in seq.forks:  # children that never got their fork
+            if child.status is SequenceStatus.FORKING:
+                child.status = SequenceStatus.FINISHED
+                self._reserved -= 1
+
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        budget = self.batch_tokens
+        for seq in self.running:
+            if not seq.prefilling and seq.status is SequenceStatus.RUNNING:
+                out.chunks.append(Chunk(seq, [seq.tokens[-1]], len(seq.tokens) - 1, True))
+                budget -= 1
+        for seq in self.running:
+            if budget > 0 and seq.prefilling:
+                budget -= self._prefill(seq, budget, out)
+        while budget > 0 and self.waiting and self._admit(self.waiting[0]):
+            budget -= self._prefill(self.waiting.popleft(), budget, out)
+        # Close the gaps finished sequences left (SlotManager explains why), then order the
+        # batch by slot: llama.cpp splits it wherever sequence ids stop being consecutive.
+        for holder, slot in self.slots.compact():
+            assert isinstance(holder, Sequence)
+            holder.slot = slot
+        out.chunks.sort(key=lambda chunk: chunk.seq.slot)
+        return out
+
+    def _admit(self, seq: Sequence) -> bool:
+        if self.slots.free_count - self._reserved < 1 + len(seq.forks):
+            return False
+        seq.slot, seq.num_cached = self.slots.acquire(seq, seq.tokens[: seq.num_prompt])
+        seq.num_computed = seq.num_cached
+        seq.status = SequenceStatus.RUNNING
+        seq.queue_time_s = time.monotonic() - seq.arrived
+        self.running.append(seq)
+        for child in seq.forks:
+            child.status = SequenceStatus.FORKING
+            child.queue_time_s = seq.queue_time_s
+        self._reserved += len(seq.forks)
+        return True
+
+    def _prefill(self, seq: Sequence, budget: int, out: SchedulerOutput) -> int:
+        n = min(seq.remaining_prompt(), budget)
+        start = seq.num_computed
+        last = start + n == seq.num_prompt
+        out.chunks.append(Chunk(seq, seq.tokens[start : start + n], start, last))
+        return n
+
+    def start_forks(self, parent: Sequence) -> list[Sequence]:
+        """After ``parent``'s prompt is in the KV, give each child a copy and run it."""
+        started = []
+        for child in parent.forks:
+            if child.status is not SequenceStatus.FORKING:
+                continue
+            self._reserved -= 1
+            child.slot = self.slots.fork(child, parent.slot)
+            child.num_computed = parent.num_computed
+            child.num_cached = parent.num_cached
+            child.status = SequenceStatus.RUNNING
+            self.running.append(child)
+            started.append(child)
+        return started
