@@ -1,10 +1,10 @@
 """The layout's import rules (issue 8), read from the source so the layout cannot drift back.
 
-    tether.engine            the seam: imports nothing else of tether's but itself
-    tether.engines.<name>    one engine: the seam and itself, never the API, chat or config
-    tether.chat              messages in, prompt text out: no engine package, no API
-    llama_cpp                only inside tether.engines.llamacpp
-    and no import cycle anywhere in the package.
+tether.engine            the seam: imports nothing else of tether's but itself
+tether.engines.<name>    one engine: the seam and itself, never the API, chat or config
+tether.chat              messages in, prompt text out: no engine package, no API
+llama_cpp                only inside tether.engines.llamacpp
+and no import cycle anywhere in the package.
 """
 
 from __future__ import annotations
