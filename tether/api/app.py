@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api import protocol
+from tether.api import responses
 from tether.api.auth import ApiKeyAuth
 from tether.api.chat import ChatService
 from tether.api.completions import CompletionService
@@ -57,7 +57,7 @@ def _ops_router(
     async def health() -> Response:
         # 503 while loading and while draining: a load balancer stops sending traffic.
         ok = engine.ready and not shutdown.draining
-        body = protocol.health(engine.ready, shutdown.draining)
+        body = responses.health(engine.ready, shutdown.draining)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def scrape(request: Request) -> Response:

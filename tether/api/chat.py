@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from tether.api import protocol
+from tether.api import requests, responses
+from tether.api.endpoint import Call, GenerationEndpoint, Prompt
 from tether.api.errors import InvalidRequest
 from tether.api.serving import (
     ChoiceResult,
     Constraint,
-    ServingContext,
-    accept,
-    cancel_on_disconnect,
-    collect,
+    UsageTally,
     echo_prompt,
     render_chat_prompt,
     response_format_constraint,
-    start_generation,
 )
-from tether.api.streaming import Chunk, EnvelopeStreamer, event_stream, last_token
+from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer, last_token
 from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
 from tether.chat.tool_calls import ParsedCall
 from tether.engine.request import FinishReason, StepOutput
@@ -32,7 +25,7 @@ class ChatStreamer(EnvelopeStreamer):
     """Chat chunks; with tools, each choice's text goes through a ``ToolCallBuffer``."""
 
     def __init__(
-        self, builder: protocol.ChunkBuilder, n: int, include_usage: bool, plan: ToolPlan
+        self, builder: responses.ChunkBuilder, n: int, include_usage: bool, plan: ToolPlan
     ) -> None:
         super().__init__(builder, n, include_usage)
         buffers = [plan.buffer() for _ in range(n)]
@@ -63,7 +56,7 @@ class ChatStreamer(EnvelopeStreamer):
         return [role, *(self.builder.tool_calls(index, delta) for delta in deltas)]
 
 
-def _constraint(plan: ToolPlan, fmt: protocol.ResponseFormat | None) -> Constraint | None:
+def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constraint | None:
     if plan.structured is not None and fmt is not None and fmt.type != "text":
         raise InvalidRequest(
             "response_format: cannot be combined with a forced tool_choice", "response_format"
@@ -74,44 +67,45 @@ def _constraint(plan: ToolPlan, fmt: protocol.ResponseFormat | None) -> Constrai
 
 
 def _choice(result: ChoiceResult, plan: ToolPlan, logprobs: bool) -> dict[str, Any]:
-    lp = protocol.logprobs_object(result.logprob_tokens) if logprobs else None
+    lp = responses.logprobs_object(result.logprob_tokens) if logprobs else None
     text = result.text
     calls = plan.parse(text)
     if calls:
         tool_calls = wire_tool_calls(calls)
-        return protocol.chat_choice(result.index, None, tool_calls, "tool_calls", result.seed, lp)
+        return responses.chat_choice(result.index, None, tool_calls, "tool_calls", result.seed, lp)
     reason = result.finish_reason.value
-    return protocol.chat_choice(result.index, text, [], reason, result.seed, lp)
+    return responses.chat_choice(result.index, text, [], reason, result.seed, lp)
 
 
-class ChatService:
-    def __init__(self, ctx: ServingContext) -> None:
-        self._ctx = ctx
+class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
+    schema = requests.ChatCompletionRequest
 
-    async def create(self, request: Request) -> Response:
-        ctx = self._ctx
-        timer, rid, req, model = await accept(ctx, request, protocol.ChatCompletionRequest)
-        plan = ToolPlan.from_request(req.tools, req.tool_choice)
-        constraint = _constraint(plan, req.response_format)
-        messages = [message.to_chat(index) for index, message in enumerate(req.messages)]
-        prompt, ids = await render_chat_prompt(ctx, messages, plan.functions)
-        stream = start_generation(ctx, req, rid, ids, constraint)
-        created = int(time.time())
-        if req.stream:
-            builder = protocol.ChunkBuilder(rid, model, created, chat=True)
-            streamer = ChatStreamer(builder, req.choices_n, req.include_usage, plan)
-            return event_stream(stream, streamer, timer, ctx.config.keepalive_s)
-        logprobs = req.top_logprobs_count is not None
-        work = collect(stream, req.choices_n, timer, keep_tokens=logprobs)
-        results, tally = await cancel_on_disconnect(request.receive, work)
-        return JSONResponse(
-            protocol.completion_response(
-                request_id=rid,
-                model=model,
-                created=created,
-                chat=True,
-                prompt=echo_prompt(ctx, req, prompt, ids),
-                choices=[_choice(result, plan, logprobs) for result in results],
-                usage_=tally.wire(),
-            )
+    async def prepare(self, body: requests.ChatCompletionRequest) -> Prompt:
+        plan = ToolPlan.from_request(body.tools, body.tool_choice)
+        constraint = _constraint(plan, body.response_format)
+        messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
+        text, ids = await render_chat_prompt(self.ctx, messages, plan.functions)
+        return Prompt(text, ids, constraint, plan)
+
+    def streamer(self, call: Call[requests.ChatCompletionRequest]) -> ChoiceStreamer:
+        builder = responses.ChunkBuilder(call.request_id, call.model, call.created, chat=True)
+        body = call.body
+        return ChatStreamer(builder, body.choices_n, body.include_usage, call.prompt.tools)
+
+    def response(
+        self,
+        call: Call[requests.ChatCompletionRequest],
+        results: list[ChoiceResult],
+        tally: UsageTally,
+    ) -> dict[str, Any]:
+        logprobs = self.keeps_tokens(call.body)
+        prompt = call.prompt
+        return responses.completion_response(
+            request_id=call.request_id,
+            model=call.model,
+            created=call.created,
+            chat=True,
+            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids),
+            choices=[_choice(result, prompt.tools, logprobs) for result in results],
+            usage_=tally.wire(),
         )

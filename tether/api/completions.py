@@ -8,61 +8,56 @@ A streamed response does not echo.
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from tether.api import protocol
+from tether.api import requests, responses
+from tether.api.endpoint import Call, GenerationEndpoint, Prompt
 from tether.api.serving import (
-    ServingContext,
-    accept,
-    cancel_on_disconnect,
-    collect,
+    ChoiceResult,
+    UsageTally,
     echo_prompt,
     response_format_constraint,
-    start_generation,
     tokenize_prompt,
 )
-from tether.api.streaming import EnvelopeStreamer, event_stream
+from tether.api.streaming import ChoiceStreamer, EnvelopeStreamer
 
 
-class CompletionService:
-    def __init__(self, ctx: ServingContext) -> None:
-        self._ctx = ctx
+class CompletionService(GenerationEndpoint[requests.CompletionRequest]):
+    schema = requests.CompletionRequest
 
-    async def create(self, request: Request) -> Response:
-        ctx = self._ctx
-        timer, rid, req, model = await accept(ctx, request, protocol.CompletionRequest)
-        constraint = response_format_constraint(req.response_format)
-        ids = await tokenize_prompt(ctx.engine, req.prompt_text)
-        stream = start_generation(ctx, req, rid, ids, constraint)
-        created = int(time.time())
-        if req.stream:
-            builder = protocol.ChunkBuilder(rid, model, created, chat=False)
-            streamer = EnvelopeStreamer(builder, req.choices_n, req.include_usage)
-            return event_stream(stream, streamer, timer, ctx.config.keepalive_s)
-        logprobs = req.top_logprobs_count is not None
-        work = collect(stream, req.choices_n, timer, keep_tokens=logprobs)
-        results, tally = await cancel_on_disconnect(request.receive, work)
+    async def prepare(self, body: requests.CompletionRequest) -> Prompt:
+        constraint = response_format_constraint(body.response_format)
+        ids = await tokenize_prompt(self.ctx.engine, body.prompt_text)
+        return Prompt(body.prompt_text, ids, constraint)
+
+    def streamer(self, call: Call[requests.CompletionRequest]) -> ChoiceStreamer:
+        builder = responses.ChunkBuilder(call.request_id, call.model, call.created, chat=False)
+        return EnvelopeStreamer(builder, call.body.choices_n, call.body.include_usage)
+
+    def response(
+        self,
+        call: Call[requests.CompletionRequest],
+        results: list[ChoiceResult],
+        tally: UsageTally,
+    ) -> dict[str, Any]:
+        logprobs = self.keeps_tokens(call.body)
         choices = [
-            protocol.completion_choice(
+            responses.completion_choice(
                 result.index,
                 result.text,
                 result.finish_reason.value,
                 result.seed,
-                protocol.logprobs_object(result.logprob_tokens) if logprobs else None,
+                responses.logprobs_object(result.logprob_tokens) if logprobs else None,
             )
             for result in results
         ]
-        return JSONResponse(
-            protocol.completion_response(
-                request_id=rid,
-                model=model,
-                created=created,
-                chat=False,
-                prompt=echo_prompt(ctx, req, req.prompt_text, ids),
-                choices=choices,
-                usage_=tally.wire(),
-            )
+        prompt = call.prompt
+        return responses.completion_response(
+            request_id=call.request_id,
+            model=call.model,
+            created=call.created,
+            chat=False,
+            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids),
+            choices=choices,
+            usage_=tally.wire(),
         )

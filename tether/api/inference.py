@@ -7,22 +7,17 @@ Streams when ``stream_tokens`` (or ``stream``) is true, in the old TGI-like chun
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from tether.api import protocol
+from tether.api import requests, responses
+from tether.api.endpoint import Call, GenerationEndpoint, Prompt
 from tether.api.serving import (
-    ServingContext,
-    accept,
-    cancel_on_disconnect,
-    collect,
+    ChoiceResult,
+    UsageTally,
     response_format_constraint,
-    start_generation,
     tokenize_prompt,
 )
-from tether.api.streaming import ChoiceStreamer, Chunk, event_stream
+from tether.api.streaming import ChoiceStreamer, Chunk
 from tether.engine.request import StepOutput, TokenInfo
 
 
@@ -30,7 +25,7 @@ class InferenceStreamer(ChoiceStreamer):
     """Legacy chunks; each choice's finishing chunk carries its whole ``generated_text``."""
 
     def __init__(
-        self, builder: protocol.InferenceChunkBuilder, n: int, include_usage: bool
+        self, builder: responses.InferenceChunkBuilder, n: int, include_usage: bool
     ) -> None:
         super().__init__(n, include_usage)
         self._builder = builder
@@ -40,42 +35,48 @@ class InferenceStreamer(ChoiceStreamer):
         self._texts[index].append(text)
         return self._builder.text(index, text, token)
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: dict[str, int] | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
         generated = ("".join(self._texts[out.index]), out.completion_tokens)
         return self._builder.finish(out.index, reason, out.seed, generated, usage)
 
-    def usage_chunk(self, usage: dict[str, int]) -> Chunk:
+    def usage_chunk(self, usage: responses.Usage) -> Chunk:
         return self._builder.usage_only(usage)
 
 
-class InferenceService:
-    def __init__(self, ctx: ServingContext) -> None:
-        self._ctx = ctx
+class InferenceService(GenerationEndpoint[requests.InferenceRequest]):
+    schema = requests.InferenceRequest
 
-    async def create(self, request: Request) -> Response:
-        ctx = self._ctx
-        timer, rid, req, model = await accept(ctx, request, protocol.InferenceRequest)
-        constraint = response_format_constraint(req.response_format)
-        ids = await tokenize_prompt(ctx.engine, req.prompt)
-        stream = start_generation(ctx, req, rid, ids, constraint)
-        if req.streaming:
-            builder = protocol.InferenceChunkBuilder(rid)
-            streamer = InferenceStreamer(builder, req.choices_n, req.include_usage)
-            return event_stream(stream, streamer, timer, ctx.config.keepalive_s)
-        work = collect(stream, req.choices_n, timer, keep_tokens=False)
-        results, tally = await cancel_on_disconnect(request.receive, work)
+    async def prepare(self, body: requests.InferenceRequest) -> Prompt:
+        constraint = response_format_constraint(body.response_format)
+        ids = await tokenize_prompt(self.ctx.engine, body.prompt)
+        return Prompt(body.prompt, ids, constraint)
+
+    def streams(self, body: requests.InferenceRequest) -> bool:
+        return body.streaming
+
+    def keeps_tokens(self, body: requests.InferenceRequest) -> bool:
+        return False  # the legacy body carries no logprobs
+
+    def streamer(self, call: Call[requests.InferenceRequest]) -> ChoiceStreamer:
+        builder = responses.InferenceChunkBuilder(call.request_id)
+        return InferenceStreamer(builder, call.body.choices_n, call.body.include_usage)
+
+    def response(
+        self,
+        call: Call[requests.InferenceRequest],
+        results: list[ChoiceResult],
+        tally: UsageTally,
+    ) -> dict[str, Any]:
         choices = [
-            protocol.inference_choice(result.index, result.text, result.finish_reason.value)
+            responses.inference_choice(result.index, result.text, result.finish_reason.value)
             for result in results
         ]
-        return JSONResponse(
-            protocol.inference_response(
-                request_id=rid,
-                model=model,
-                created=int(time.time()),
-                prompt=req.prompt,
-                args=req.args(),
-                choices=choices,
-                usage_=tally.wire(),
-            )
+        return responses.inference_response(
+            request_id=call.request_id,
+            model=call.model,
+            created=call.created,
+            prompt=call.body.prompt,
+            args=call.body.args(),
+            choices=choices,
+            usage_=tally.wire(),
         )

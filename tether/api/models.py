@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tether.api import protocol
+from tether.api import responses
 from tether.api.errors import ModelNotAvailable
 from tether.config import ServerConfig
 from tether.engine.base import Engine
@@ -49,10 +49,10 @@ class ModelCatalog:
         )
 
     def cards(self) -> list[dict[str, Any]]:
-        return [protocol.model_card(self.model_id, self._created, self._engine.context_length)]
+        return [responses.model_card(self.model_id, self._created, self._engine.context_length)]
 
     async def list_models(self, request: Request) -> JSONResponse:
         cards = self.cards()
         if request.headers.get("user-agent", "").startswith(_OPENAI_USER_AGENT):
-            return JSONResponse(protocol.model_list(cards))
+            return JSONResponse(responses.model_list(cards))
         return JSONResponse(cards)

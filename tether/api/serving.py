@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import Receive
 
-from tether.api import protocol
+from tether.api import requests, responses
 from tether.api.errors import (
     ClientDisconnected,
     InvalidRequest,
@@ -111,7 +111,7 @@ def require_ready(engine: Engine) -> None:
         raise Overloaded("The model is not ready yet; retry later.")
 
 
-ApiRequestT = TypeVar("ApiRequestT", bound=protocol.SamplingRequest)
+ApiRequestT = TypeVar("ApiRequestT", bound=requests.SamplingRequest)
 
 
 class Accepted(NamedTuple, Generic[ApiRequestT]):
@@ -168,7 +168,7 @@ async def _off_loop_if_long(size: int, func: Callable[..., T], *args: Any, **kwa
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-def resolve_max_tokens(req: protocol.SamplingRequest, prompt_tokens: int, context: int) -> int:
+def resolve_max_tokens(req: requests.SamplingRequest, prompt_tokens: int, context: int) -> int:
     """``max_tokens`` that fits, honouring ``context_length_exceeded_behavior``."""
     remaining = context - prompt_tokens
     if remaining < 1:
@@ -190,7 +190,7 @@ class Constraint:
     field: str
 
 
-def response_format_constraint(fmt: protocol.ResponseFormat | None) -> Constraint | None:
+def response_format_constraint(fmt: requests.ResponseFormat | None) -> Constraint | None:
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "regex":
@@ -208,7 +208,7 @@ def response_format_constraint(fmt: protocol.ResponseFormat | None) -> Constrain
 
 
 def sampling_params(
-    req: protocol.SamplingRequest, *, max_tokens: int, structured: StructuredOutput | None
+    req: requests.SamplingRequest, *, max_tokens: int, structured: StructuredOutput | None
 ) -> SamplingParams:
     """Absent fields take ``SamplingParams``' defaults; it validates the rest itself."""
     fields: dict[str, Any] = {
@@ -236,7 +236,7 @@ def sampling_params(
 
 def start_generation(
     ctx: ServingContext,
-    req: protocol.SamplingRequest,
+    req: requests.SamplingRequest,
     request_id: str,
     prompt_ids: list[int],
     constraint: Constraint | None,
@@ -253,7 +253,7 @@ def start_generation(
 
 
 def echo_prompt(
-    ctx: ServingContext, req: protocol.SamplingRequest, text: str, prompt_ids: list[int]
+    ctx: ServingContext, req: requests.SamplingRequest, text: str, prompt_ids: list[int]
 ) -> list[dict[str, Any]]:
     """The response's ``prompt``: the templated prompt with ``echo``, else empty."""
     if not req.echo:
@@ -261,8 +261,8 @@ def echo_prompt(
     logprobs = None
     if req.top_logprobs_count is not None:
         texts = [ctx.engine.token_text(token_id) for token_id in prompt_ids]
-        logprobs = protocol.prompt_logprobs_object(texts, prompt_ids)
-    return [protocol.prompt_part(text, logprobs)]
+        logprobs = responses.prompt_logprobs_object(texts, prompt_ids)
+    return [responses.prompt_part(text, logprobs)]
 
 
 @dataclass(slots=True)
@@ -304,8 +304,8 @@ class UsageTally:
     def complete(self) -> bool:
         return self._pending <= 0
 
-    def wire(self) -> dict[str, int]:
-        return protocol.usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+    def wire(self) -> responses.Usage:
+        return responses.usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens)
 
 
 async def collect(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from tether.api import responses
 from tether.api.errors import stream_error_payload
 from tether.api.metrics import RequestTimer
-from tether.api.protocol import ChunkBuilder
+from tether.api.responses import ChunkBuilder
 from tether.api.serving import UsageTally
 from tether.api.sse import EventStreamResponse
 from tether.engine.base import RequestStream
@@ -46,7 +47,7 @@ class ChoiceStreamer:
             return [self.usage_chunk(self._tally.wire())]
         return []
 
-    def finish_usage(self, out: StepOutput) -> dict[str, int] | None:
+    def finish_usage(self, out: StepOutput) -> responses.Usage | None:
         """Count a finished choice; the usage to put on its finishing chunk, if any."""
         self._tally.add_finished(out.prompt_tokens, out.completion_tokens, out.cached_tokens)
         if self._include_usage or not self._tally.complete:
@@ -56,15 +57,15 @@ class ChoiceStreamer:
     def text_chunk(self, index: int, text: str, token: TokenInfo | None) -> Chunk:
         raise NotImplementedError
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: dict[str, int] | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
         raise NotImplementedError
 
-    def usage_chunk(self, usage: dict[str, int]) -> Chunk:
+    def usage_chunk(self, usage: responses.Usage) -> Chunk:
         raise NotImplementedError
 
 
 class EnvelopeStreamer(ChoiceStreamer):
-    """Chat and completions chunks (the shared envelope of ``protocol.ChunkBuilder``)."""
+    """Chat and completions chunks (the shared envelope of ``responses.ChunkBuilder``)."""
 
     def __init__(self, builder: ChunkBuilder, n: int, include_usage: bool) -> None:
         super().__init__(n, include_usage)
@@ -73,10 +74,10 @@ class EnvelopeStreamer(ChoiceStreamer):
     def text_chunk(self, index: int, text: str, token: TokenInfo | None) -> Chunk:
         return self.builder.text(index, text, token)
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: dict[str, int] | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
         return self.builder.finish(out.index, reason, out.seed, usage)
 
-    def usage_chunk(self, usage: dict[str, int]) -> Chunk:
+    def usage_chunk(self, usage: responses.Usage) -> Chunk:
         return self.builder.usage_only(usage)
 
 

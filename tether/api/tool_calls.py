@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tether.api import protocol
+from tether.api import requests, responses
 from tether.chat.messages import Function
 from tether.chat.tool_calls import ParsedCall, ToolCallBuffer, parse_tool_calls
 from tether.engine.errors import InvalidRequestError
@@ -37,7 +37,7 @@ class ToolPlan:
 
     @classmethod
     def from_request(
-        cls, tools: list[protocol.Tool] | None, choice: protocol.ToolChoice | None
+        cls, tools: list[requests.Tool] | None, choice: requests.ToolChoice | None
     ) -> ToolPlan:
         if not tools:
             if choice not in (None, "none", "auto"):
@@ -79,9 +79,9 @@ def new_call_id() -> str:
     return f"call_{secrets.token_hex(12)}"
 
 
-def wire_tool_calls(calls: list[ParsedCall]) -> list[dict[str, Any]]:
+def wire_tool_calls(calls: list[ParsedCall]) -> list[responses.ToolCallObject]:
     """Non-streaming ``message.tool_calls``."""
-    return [protocol.tool_call(new_call_id(), call.name, call.arguments) for call in calls]
+    return [responses.tool_call(new_call_id(), call.name, call.arguments) for call in calls]
 
 
 def streamed_tool_call_deltas(calls: list[ParsedCall]) -> list[list[dict[str, Any]]]:
@@ -92,6 +92,6 @@ def streamed_tool_call_deltas(calls: list[ParsedCall]) -> list[list[dict[str, An
     """
     deltas: list[list[dict[str, Any]]] = []
     for index, call in enumerate(calls):
-        deltas.append([protocol.tool_call_start(index, new_call_id(), call.name)])
-        deltas.append([protocol.tool_call_arguments(index, call.arguments)])
+        deltas.append([responses.tool_call_start(index, new_call_id(), call.name)])
+        deltas.append([responses.tool_call_arguments(index, call.arguments)])
     return deltas

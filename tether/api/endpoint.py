@@ -1,0 +1,98 @@
+"""``GenerationEndpoint``: the one path every generation endpoint takes.
+
+    accept (auth'd route, rate limits, body, model, readiness)
+      → prepare (prompt text and ids, output constraint)      the endpoint's own
+      → start_generation (engine checks: 400 / 503 before any byte)
+      → stream: event_stream(streamer)                        the endpoint's chunks
+        or collect, then respond                              the endpoint's body
+
+Chat, completions and the legacy ``/inference`` differ only in the steps marked as their
+own; each subclass fills those in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tether.api import requests
+from tether.api.serving import (
+    ChoiceResult,
+    Constraint,
+    ServingContext,
+    UsageTally,
+    accept,
+    cancel_on_disconnect,
+    collect,
+    start_generation,
+)
+from tether.api.streaming import ChoiceStreamer, event_stream
+from tether.api.tool_calls import ToolPlan
+
+RequestT = TypeVar("RequestT", bound=requests.SamplingRequest)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What an endpoint made of a request before generation."""
+
+    text: str
+    ids: list[int]
+    constraint: Constraint | None
+    tools: ToolPlan = field(default_factory=ToolPlan.none)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[RequestT]):
+    """One request in flight: what the endpoint's own steps are given."""
+
+    request_id: str
+    model: str
+    created: int
+    body: RequestT
+    prompt: Prompt
+
+
+class GenerationEndpoint(Generic[RequestT]):
+    """Subclasses set ``schema`` and implement ``prepare``, ``streamer`` and ``response``."""
+
+    schema: type[RequestT]
+
+    def __init__(self, ctx: ServingContext) -> None:
+        self.ctx = ctx
+
+    async def create(self, request: Request) -> Response:
+        ctx = self.ctx
+        timer, request_id, body, model = await accept(ctx, request, self.schema)
+        prompt = await self.prepare(body)
+        stream = start_generation(ctx, body, request_id, prompt.ids, prompt.constraint)
+        call = Call(request_id, model, int(time.time()), body, prompt)
+        if self.streams(body):
+            return event_stream(stream, self.streamer(call), timer, ctx.config.keepalive_s)
+        work = collect(stream, body.choices_n, timer, keep_tokens=self.keeps_tokens(body))
+        results, tally = await cancel_on_disconnect(request.receive, work)
+        return JSONResponse(self.response(call, results, tally))
+
+    # -- the endpoint's own steps ---------------------------------------------------------
+
+    async def prepare(self, body: RequestT) -> Prompt:
+        raise NotImplementedError
+
+    def streams(self, body: RequestT) -> bool:
+        return bool(body.stream)
+
+    def keeps_tokens(self, body: RequestT) -> bool:
+        """Whether a non-streaming response needs every token (for logprobs)."""
+        return body.top_logprobs_count is not None
+
+    def streamer(self, call: Call[RequestT]) -> ChoiceStreamer:
+        raise NotImplementedError
+
+    def response(
+        self, call: Call[RequestT], results: list[ChoiceResult], tally: UsageTally
+    ) -> dict[str, Any]:
+        raise NotImplementedError

@@ -1,0 +1,234 @@
+"""Request wire schemas: pydantic models of the bodies clients send; with
+``tether.api.responses``, the only modules that know the JSON field names of Together's API.
+
+Requests ignore unknown fields (the SDKs send ``user``, ``parallel_tool_calls``, ...;
+wire-contract.md "Requests"). Each model converts itself into the engine-neutral or chat
+types the rest of the server works with (``to_chat``, the sampling fields).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tether.chat import messages as chat
+from tether.engine.errors import InvalidRequestError
+from tether.engine.sampling_params import MAX_TOP_LOGPROBS
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+class TextPart(_Wire):
+    type: Literal["text"]
+    text: str
+
+
+class FunctionCall(_Wire):
+    name: str
+    # OpenAI sends a JSON string; some clients send the object itself.
+    arguments: str | dict[str, Any] | None = None
+
+
+class ToolCallMessage(_Wire):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def to_chat(self, index: int) -> chat.ToolCall:
+        arguments: Any = self.function.arguments or {}
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                arguments = None
+        if not isinstance(arguments, dict):
+            raise InvalidRequestError(
+                f"messages[{index}]: tool call arguments must be a JSON object", param="messages"
+            )
+        return chat.ToolCall(self.function.name, arguments, self.id)
+
+
+class ChatMessage(_Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallMessage] | None = None
+    tool_call_id: str | None = None
+
+    def to_chat(self, index: int) -> chat.Message:
+        """The message for the chat layer: OpenAI's ``developer`` is ``system``; text parts
+        are joined with newlines, as vLLM does (entrypoints/chat_utils.py)."""
+        content = self.content
+        if isinstance(content, list):
+            content = "\n".join(part.text for part in content)
+        calls = self.tool_calls if self.role == "assistant" else None
+        if content is None and self.role != "assistant":
+            raise InvalidRequestError(
+                f"messages[{index}]: content must be a string or a list of text parts",
+                param="messages",
+            )
+        if content is None and not calls:
+            content = ""
+        return chat.Message(
+            role="system" if self.role == "developer" else self.role,
+            content=content,
+            tool_calls=tuple(call.to_chat(index) for call in calls or ()),
+            name=self.name,
+            tool_call_id=self.tool_call_id,
+        )
+
+
+class FunctionDefinition(_Wire):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Wire):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+    def to_chat(self) -> chat.Function:
+        f = self.function
+        return chat.Function(f.name, f.description, f.parameters)
+
+
+class FunctionName(_Wire):
+    name: str
+
+
+class NamedToolChoice(_Wire):
+    type: Literal["function"] = "function"
+    function: FunctionName
+
+
+ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice
+
+
+class JsonSchemaSpec(_Wire):
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Wire):
+    """OpenAI's ``json_schema.schema`` and Together's older top-level ``schema`` / ``pattern``."""
+
+    type: Literal["text", "json_object", "json_schema", "regex"]
+    json_schema: JsonSchemaSpec | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    pattern: str | None = None
+
+    @property
+    def schema_dict(self) -> dict[str, Any] | None:
+        if self.json_schema is not None and self.json_schema.schema_ is not None:
+            return self.json_schema.schema_
+        return self.schema_
+
+
+class StreamOptions(_Wire):
+    include_usage: bool | None = None
+
+
+class SamplingRequest(_Wire):
+    """Fields shared by chat, completions and the legacy ``/inference``."""
+
+    model: str
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    # JSON object keys are strings; pydantic turns "9906" into 9906 and names the field
+    # when a key is not an integer.
+    logit_bias: dict[int, float] | None = None
+    seed: int | None = Field(default=None, ge=0)
+    n: int | None = Field(default=None, ge=1, le=128)
+    # An int 0..20 (Together) or a bool plus top_logprobs (the openai SDK).
+    logprobs: bool | int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    echo: bool | None = None
+    stream: bool | None = None
+    response_format: ResponseFormat | None = None
+    safety_model: str | None = None  # accepted and ignored
+    context_length_exceeded_behavior: Literal["error", "truncate"] = "error"
+    stream_options: StreamOptions | None = None
+    ignore_eos: bool | None = None
+
+    @field_validator("logprobs")
+    @classmethod
+    def _logprobs_range(cls, value: bool | int | None) -> bool | int | None:
+        out_of_range = not isinstance(value, bool) and not 0 <= (value or 0) <= MAX_TOP_LOGPROBS
+        if out_of_range:
+            raise ValueError(f"must be a boolean or an integer in [0, {MAX_TOP_LOGPROBS}]")
+        return value
+
+    @property
+    def choices_n(self) -> int:
+        return self.n or 1
+
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    @property
+    def top_logprobs_count(self) -> int | None:
+        """How many alternatives per token to return; ``None`` when logprobs were not asked."""
+        if self.logprobs is None or self.logprobs is False:
+            return None
+        if self.logprobs is True:
+            return self.top_logprobs or 0
+        return self.logprobs
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def args(self) -> dict[str, Any]:
+        """The request's known fields as sent (the legacy ``/inference`` echoes them)."""
+        return self.model_dump(exclude_none=True, by_alias=True)
+
+
+class ChatCompletionRequest(SamplingRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+
+
+class CompletionRequest(SamplingRequest):
+    prompt: str | list[str]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) != 1:
+            raise ValueError("must be a string or a list of exactly one string")
+        return value
+
+    @property
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
+class InferenceRequest(SamplingRequest):
+    """The legacy ``/inference`` body: completions fields plus ``stream_tokens``."""
+
+    prompt: str
+    stream_tokens: bool | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.stream_tokens or self.stream)

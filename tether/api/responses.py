@@ -1,0 +1,372 @@
+"""Response wire shapes: the JSON bodies and stream chunks Tether sends; with
+``tether.api.requests``, the only modules that know the JSON field names of Together's API.
+
+Responses and chunks are plain dicts (typed where their shape is fixed) built by small
+functions: a chunk is built once per generated text piece, and a dict plus ``json.dumps`` is
+several times cheaper than a pydantic model there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from tether.engine.request import TokenInfo
+
+# A logprob of -inf (or NaN) is not JSON; clamp so every response stays valid JSON.
+LOGPROB_FLOOR = -9999.0
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+
+
+class ErrorDetail(TypedDict):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class TokenObject(TypedDict):
+    """Together's per-token object (from text-generation-inference's stream format)."""
+
+    id: int
+    text: str
+    logprob: float
+    special: bool
+
+
+class Logprobs(TypedDict):
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    token_ids: list[int]
+    top_logprobs: list[dict[str, float] | None]
+
+
+class ToolCallObject(TypedDict):
+    id: str
+    type: str
+    function: dict[str, str]
+
+
+# --- shared pieces of responses ------------------------------------------------------------
+
+
+def finite(logprob: float) -> float:
+    return logprob if logprob > LOGPROB_FLOOR else LOGPROB_FLOOR
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "cached_tokens": cached_tokens,
+    }
+
+
+def token_object(token: TokenInfo | None) -> TokenObject | None:
+    if token is None:
+        return None
+    return {
+        "id": token.id,
+        "text": token.text,
+        "logprob": finite(token.logprob),
+        "special": token.special,
+    }
+
+
+def logprobs_object(tokens: list[TokenInfo]) -> Logprobs:
+    """``{"tokens", "token_logprobs", "token_ids", "top_logprobs"}`` for a non-streaming choice."""
+    return {
+        "tokens": [t.text for t in tokens],
+        "token_logprobs": [finite(t.logprob) for t in tokens],
+        "token_ids": [t.id for t in tokens],
+        "top_logprobs": [
+            None if t.top_logprobs is None else {a.text: finite(a.logprob) for a in t.top_logprobs}
+            for t in tokens
+        ],
+    }
+
+
+def prompt_logprobs_object(texts: list[str], token_ids: list[int]) -> Logprobs:
+    """Prompt tokens for ``echo``; the engine does not score prompts, so logprobs are null."""
+    return {
+        "tokens": texts,
+        "token_logprobs": [None] * len(token_ids),
+        "token_ids": token_ids,
+        "top_logprobs": [None] * len(token_ids),
+    }
+
+
+def prompt_part(text: str, logprobs: Logprobs | None) -> dict[str, Any]:
+    return {"text": text, "logprobs": logprobs}
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> ToolCallObject:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def error_detail(message: str, type_: str, param: str | None, code: str | None) -> ErrorDetail:
+    return {"message": message, "type": type_, "param": param, "code": code}
+
+
+def error_body(request_id: str, detail: ErrorDetail) -> dict[str, Any]:
+    return {"id": request_id, "error": detail}
+
+
+def stream_error(detail: ErrorDetail) -> dict[str, Any]:
+    """The event sent when a stream fails after its 200 (wire-contract.md "Stream framing")."""
+    return {"error": detail}
+
+
+# --- stream chunks -------------------------------------------------------------------------
+
+
+class ChunkBuilder:
+    """Chunks of one chat or completions stream; the envelope is fixed once per request."""
+
+    def __init__(self, request_id: str, model: str, created: int, *, chat: bool) -> None:
+        self._id = request_id
+        self._object = "chat.completion.chunk" if chat else "completion.chunk"
+        self._created = created
+        self._model = model
+        self._chat = chat
+
+    def _delta(self, content: str | None, token_id: int | None) -> dict[str, Any]:
+        # ``role`` on every chunk: ``together`` declares it required.
+        delta: dict[str, Any] = {"role": "assistant", "content": content, "token_id": token_id}
+        if self._chat:
+            delta["tool_calls"] = None
+        return delta
+
+    def _envelope(self, choices: list[dict[str, Any]], usage_: Usage | None) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": self._object,
+            "created": self._created,
+            "model": self._model,
+            "choices": choices,
+            "usage": usage_,
+        }
+
+    def text(self, index: int, text: str, token: TokenInfo | None) -> dict[str, Any]:
+        """A text piece; ``choices[].logprobs`` is a bare float (``together`` 1.x)."""
+        logprob = None if token is None else finite(token.logprob)
+        token_id = None if token is None else token.id
+        choice = {
+            "index": index,
+            "text": text,
+            "logprobs": logprob,
+            "finish_reason": None,
+            "seed": None,
+            "delta": self._delta(text, token_id),
+        }
+        chunk = self._envelope([choice], None)
+        chunk["token"] = token_object(token)
+        return chunk
+
+    def finish(self, index: int, reason: str, seed: int, usage_: Usage | None) -> dict[str, Any]:
+        choice = {
+            "index": index,
+            "text": "",
+            "logprobs": None,
+            "finish_reason": reason,
+            "seed": seed,
+            "delta": self._delta("", None),
+        }
+        return self._envelope([choice], usage_)
+
+    def usage_only(self, usage_: Usage) -> dict[str, Any]:
+        """The separate ``choices: []`` chunk of ``stream_options.include_usage``."""
+        return self._envelope([], usage_)
+
+    def tool_calls(self, index: int, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        choice = {
+            "index": index,
+            "text": "",
+            "logprobs": None,
+            "finish_reason": None,
+            "seed": None,
+            "delta": {"role": "assistant", "content": None, "token_id": None, "tool_calls": calls},
+        }
+        return self._envelope([choice], None)
+
+
+def tool_call_start(call_index: int, call_id: str, name: str) -> dict[str, Any]:
+    """The first delta of a streamed call carries ``id``, ``type`` and ``function.name``."""
+    return {
+        "index": call_index,
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": ""},
+    }
+
+
+def tool_call_arguments(call_index: int, arguments: str) -> dict[str, Any]:
+    return {"index": call_index, "function": {"arguments": arguments}}
+
+
+class InferenceChunkBuilder:
+    """Chunks of the legacy ``/inference`` stream (wire-contract.md "Legacy /inference stream")."""
+
+    RESULT_TYPE = "language-model-inference"
+
+    def __init__(self, request_id: str) -> None:
+        self._id = request_id
+
+    def text(self, index: int, text: str, token: TokenInfo | None) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "choices": [{"text": text, "index": index, "finish_reason": None}],
+            "result_type": self.RESULT_TYPE,
+            "token": token_object(token),
+            "generated_text": None,
+            "details": None,
+            "usage": None,
+        }
+
+    def finish(
+        self,
+        index: int,
+        reason: str,
+        seed: int,
+        generated: tuple[str, int],
+        usage_: Usage | None,
+    ) -> dict[str, Any]:
+        generated_text, generated_tokens = generated
+        return {
+            "id": self._id,
+            "choices": [{"text": "", "index": index, "finish_reason": reason}],
+            "result_type": self.RESULT_TYPE,
+            "generated_text": generated_text,
+            "details": {
+                "finish_reason": reason,
+                "generated_tokens": generated_tokens,
+                "seed": seed,
+            },
+            "usage": usage_,
+        }
+
+    def usage_only(self, usage_: Usage) -> dict[str, Any]:
+        return {"id": self._id, "choices": [], "result_type": self.RESULT_TYPE, "usage": usage_}
+
+
+# --- non-streaming responses ---------------------------------------------------------------
+
+
+def chat_choice(
+    index: int,
+    content: str | None,
+    tool_calls: list[ToolCallObject],
+    finish_reason: str,
+    seed: int | None,
+    logprobs: Logprobs | None,
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "finish_reason": finish_reason,
+        "logprobs": logprobs,
+        "seed": seed,
+        "message": {"role": "assistant", "content": content, "tool_calls": tool_calls},
+    }
+
+
+def completion_choice(
+    index: int, text: str, finish_reason: str, seed: int | None, logprobs: Logprobs | None
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": text,
+        "finish_reason": finish_reason,
+        "logprobs": logprobs,
+        "seed": seed,
+    }
+
+
+def completion_response(
+    *,
+    request_id: str,
+    model: str,
+    created: int,
+    chat: bool,
+    prompt: list[dict[str, Any]],
+    choices: list[dict[str, Any]],
+    usage_: Usage,
+) -> dict[str, Any]:
+    return {
+        "id": request_id,
+        "object": "chat.completion" if chat else "text.completion",
+        "created": created,
+        "model": model,
+        "prompt": prompt,
+        "choices": choices,
+        "usage": usage_,
+    }
+
+
+def inference_choice(index: int, text: str, finish_reason: str) -> dict[str, Any]:
+    return {"text": text, "index": index, "finish_reason": finish_reason}
+
+
+def inference_response(
+    *,
+    request_id: str,
+    model: str,
+    created: int,
+    prompt: str,
+    args: dict[str, Any],
+    choices: list[dict[str, Any]],
+    usage_: Usage,
+) -> dict[str, Any]:
+    """The old ``status``/``output`` shape and a completions-style top level, together."""
+    return {
+        "id": request_id,
+        "status": "finished",
+        "prompt": [prompt],
+        "model": model,
+        "args": args,
+        "output": {
+            "choices": choices,
+            "result_type": InferenceChunkBuilder.RESULT_TYPE,
+            "usage": usage_,
+        },
+        "choices": choices,
+        "usage": usage_,
+        "object": "text.completion",
+        "created": created,
+    }
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+def model_card(model_id: str, created: int, context_length: int) -> dict[str, Any]:
+    organization, _, name = model_id.rpartition("/")
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": created,
+        "type": "chat",
+        "display_name": name,
+        "organization": organization,
+        "link": f"https://huggingface.co/{model_id}" if organization else "",
+        "license": "",
+        "context_length": context_length,
+        # ``together`` 1.x requires ``pricing``; a self-hosted model costs nothing per token.
+        "pricing": {"hourly": 0, "input": 0, "output": 0, "base": 0, "finetune": 0},
+    }
+
+
+def model_list(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``openai`` SDK's shape; it crashes on Together's bare array."""
+    return {"object": "list", "data": cards}
+
+
+def health(ready: bool, draining: bool = False) -> dict[str, str]:
+    if draining:
+        return {"status": "draining"}
+    return {"status": "ok" if ready else "loading"}
