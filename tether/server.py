@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tether.api.shutdown import Shutdown
+from tether.chat.template import ChatTemplate
 from tether.config import LOOPBACK, ServerConfig
 
 log = logging.getLogger("tether")
@@ -33,17 +34,19 @@ def build_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         await engine.start()
-        log.info(
-            "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
-            config.model_id,
-            config.model_path or "embedded",
-            config.ctx_size,
-            config.max_seqs,
-            config.host,
-            config.port,
-            "on" if config.auth_enabled else "off",
-        )
         try:
+            # A model whose chat template does not compile fails here, not on a request.
+            ChatTemplate(engine.chat_template)
+            log.info(
+                "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
+                config.model_id,
+                config.model_path or "embedded",
+                config.ctx_size,
+                config.max_seqs,
+                config.host,
+                config.port,
+                "on" if config.auth_enabled else "off",
+            )
             yield
         finally:
             await engine.stop()
