@@ -196,7 +196,8 @@ async def test_stream_chunk_fields(client: httpx.AsyncClient) -> None:
     [choice] = first["choices"]
     assert choice["index"] == 0
     assert choice["text"] == "Hello"
-    assert choice["logprobs"] == LOGPROB  # a bare float in stream chunks
+    assert choice["logprobs"] is None  # not asked for: null, as Together sends
+    assert "top_logprobs" not in choice
     assert choice["finish_reason"] is None
     assert choice["delta"] == {
         "role": "assistant",
@@ -207,6 +208,34 @@ async def test_stream_chunk_fields(client: httpx.AsyncClient) -> None:
     # One StepOutput with five tokens: the token object names the last one.
     assert first["token"] == {"id": ord("o"), "text": "o", "logprob": LOGPROB, "special": False}
     assert all(c["choices"][0]["delta"]["role"] == "assistant" for c in chunks)
+
+
+async def test_streamed_logprobs_only_when_asked_float_and_alternatives(
+    client: httpx.AsyncClient,
+) -> None:
+    """LangChain's ChatOpenAI.stream() raised TypeError on a float ``logprobs`` that nobody
+    asked for (issue 14); asked with an integer, the float and ``top_logprobs`` come."""
+    plain = sse_json((await client.post(CHAT, json=chat_body(stream=True))).content)
+    asked = sse_json((await client.post(CHAT, json=chat_body(stream=True, logprobs=2))).content)
+
+    assert all(c["choices"][0]["logprobs"] is None for c in plain)
+    assert all(c["token"]["logprob"] == LOGPROB for c in plain if "token" in c)
+    first = asked[0]["choices"][0]
+    assert first["logprobs"] == LOGPROB
+    assert first["top_logprobs"] == {"o": LOGPROB, "p": LOGPROB - 1}
+
+
+async def test_max_completion_tokens_is_max_tokens(
+    engine: FakeEngine, client: httpx.AsyncClient
+) -> None:
+    ok = await client.post(CHAT, json=chat_body(max_completion_tokens=7))
+    both = await client.post(CHAT, json=chat_body(max_completion_tokens=7, max_tokens=7))
+    differ = await client.post(CHAT, json=chat_body(max_completion_tokens=7, max_tokens=9))
+
+    assert (ok.status_code, both.status_code) == (200, 200)
+    assert [r.params.max_tokens for r in engine.requests] == [7, 7]
+    assert differ.status_code == 400
+    assert differ.json()["error"]["param"] == "max_completion_tokens"
 
 
 async def test_stream_finishing_chunk_carries_usage_once(client: httpx.AsyncClient) -> None:

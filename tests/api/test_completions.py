@@ -71,8 +71,9 @@ async def test_stream_chunks(engine: FakeEngine, client: httpx.AsyncClient) -> N
         "content": "ab",
         "token_id": ord("b"),
     }
-    assert first["choices"][0]["logprobs"] == LOGPROB
+    assert first["choices"][0]["logprobs"] is None  # not asked for
     assert first["token"]["id"] == ord("b")
+    assert first["token"]["logprob"] == LOGPROB
     finish = chunks[-1]
     assert finish["choices"][0]["text"] == ""
     assert finish["choices"][0]["finish_reason"] == "length"

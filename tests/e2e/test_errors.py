@@ -61,6 +61,25 @@ def test_negative_temperature_is_400_naming_the_field(http: httpx.Client, server
     assert "temperature" in error["message"]
 
 
+def test_logit_bias_outside_the_vocabulary_is_400_naming_it(
+    http: httpx.Client, server: Server
+) -> None:
+    body = chat_body(server.model, max_tokens=2, logit_bias={"262144": -100, "5": 1})
+    response = http.post(CHAT, json=body)
+
+    error = error_of(response, 400, "invalid_request")
+    assert error["param"] == "logit_bias"
+    assert "262144" in error["message"]
+
+
+def test_max_completion_tokens_is_honoured(http: httpx.Client, server: Server) -> None:
+    body = chat_body(server.model, max_completion_tokens=3, ignore_eos=True, temperature=0)
+    response = http.post(CHAT, json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] == 3
+
+
 def test_unknown_model_is_400_model_not_available(http: httpx.Client) -> None:
     response = http.post(CHAT, json=chat_body("no-such/model", max_tokens=4))
 

@@ -182,7 +182,9 @@ def test_streamed_logprob_is_the_sampled_tokens(server: Server) -> None:
     token_chunks = [c for c in chunks if c["choices"][0]["text"]]
     assert token_chunks
     for chunk in token_chunks:
-        assert chunk["choices"][0]["logprobs"] == chunk["token"]["logprob"] <= 0
+        choice = chunk["choices"][0]
+        assert choice["logprobs"] == chunk["token"]["logprob"] <= 0
+        assert len(choice["top_logprobs"]) == 2  # Together's {token: logprob} alternatives
 
 
 def test_echo_returns_the_prompt(together_client: Together, server: Server) -> None:

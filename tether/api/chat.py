@@ -88,7 +88,13 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
         return Prompt(text, ids, constraint, plan)
 
     def streamer(self, call: Call[requests.ChatCompletionRequest]) -> ChoiceStreamer:
-        builder = responses.ChunkBuilder(call.request_id, call.model, call.created, chat=True)
+        builder = responses.ChunkBuilder(
+            call.request_id,
+            call.model,
+            call.created,
+            chat=True,
+            logprobs=call.body.top_logprobs_count is not None,
+        )
         body = call.body
         return ChatStreamer(builder, body.choices_n, body.include_usage, call.prompt.tools)
 

@@ -31,7 +31,13 @@ class CompletionService(GenerationEndpoint[requests.CompletionRequest]):
         return Prompt(body.prompt_text, ids, constraint)
 
     def streamer(self, call: Call[requests.CompletionRequest]) -> ChoiceStreamer:
-        builder = responses.ChunkBuilder(call.request_id, call.model, call.created, chat=False)
+        builder = responses.ChunkBuilder(
+            call.request_id,
+            call.model,
+            call.created,
+            chat=False,
+            logprobs=call.body.top_logprobs_count is not None,
+        )
         return EnvelopeStreamer(builder, call.body.choices_n, call.body.include_usage)
 
     def response(

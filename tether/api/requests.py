@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tether.chat import messages as chat
 from tether.engine.errors import InvalidRequestError
@@ -142,6 +149,8 @@ class SamplingRequest(_Wire):
 
     model: str
     max_tokens: int | None = Field(default=None, ge=1)
+    # OpenAI's newer name; LangChain's ChatOpenAI sends only this one.
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     temperature: float | None = Field(default=None, ge=0)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -165,6 +174,20 @@ class SamplingRequest(_Wire):
     context_length_exceeded_behavior: Literal["error", "truncate"] = "error"
     stream_options: StreamOptions | None = None
     ignore_eos: bool | None = None
+
+    @field_validator("max_completion_tokens")
+    @classmethod
+    def _same_as_max_tokens(cls, value: int | None, info: ValidationInfo) -> int | None:
+        given = info.data.get("max_tokens")
+        if value is not None and given is not None and value != given:
+            raise ValueError(f"is a synonym of max_tokens, and they differ ({value} != {given})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_max_tokens(self) -> SamplingRequest:
+        if self.max_tokens is None:
+            self.max_tokens = self.max_completion_tokens
+        return self
 
     @field_validator("logprobs")
     @classmethod

@@ -129,12 +129,15 @@ def stream_error(detail: ErrorDetail) -> dict[str, Any]:
 class ChunkBuilder:
     """Chunks of one chat or completions stream; the envelope is fixed once per request."""
 
-    def __init__(self, request_id: str, model: str, created: int, *, chat: bool) -> None:
+    def __init__(
+        self, request_id: str, model: str, created: int, *, chat: bool, logprobs: bool = False
+    ) -> None:
         self._id = request_id
         self._object = "chat.completion.chunk" if chat else "completion.chunk"
         self._created = created
         self._model = model
         self._chat = chat
+        self._logprobs = logprobs
 
     def _delta(self, content: str | None, token_id: int | None) -> dict[str, Any]:
         # ``role`` on every chunk: ``together`` declares it required.
@@ -154,17 +157,22 @@ class ChunkBuilder:
         }
 
     def text(self, index: int, text: str, token: TokenInfo | None) -> dict[str, Any]:
-        """A text piece; ``choices[].logprobs`` is a bare float (``together`` 1.x)."""
-        logprob = None if token is None else finite(token.logprob)
-        token_id = None if token is None else token.id
-        choice = {
+        """A text piece. Only when the request asked for logprobs does ``choices[].logprobs``
+        carry the sampled token's, as a bare float (``together`` 1.x), and ``top_logprobs``
+        its alternatives; otherwise it is ``null``, as Together sends (a float there breaks
+        LangChain's streaming). ``token.logprob`` always has it (wire-contract.md
+        "Chat chunk")."""
+        asked = self._logprobs and token is not None
+        choice: dict[str, Any] = {
             "index": index,
             "text": text,
-            "logprobs": logprob,
+            "logprobs": finite(token.logprob) if asked and token is not None else None,
             "finish_reason": None,
             "seed": None,
-            "delta": self._delta(text, token_id),
+            "delta": self._delta(text, None if token is None else token.id),
         }
+        if asked and token is not None and token.top_logprobs:
+            choice["top_logprobs"] = {a.text: finite(a.logprob) for a in token.top_logprobs}
         chunk = self._envelope([choice], None)
         chunk["token"] = token_object(token)
         return chunk

@@ -52,6 +52,13 @@ class EngineCore:
             raise InvalidRequestError(
                 "the prompt has token ids outside the vocabulary", param="prompt"
             )
+        outside = [t for t in params.logit_bias if not 0 <= t < self.vocab.n_vocab]
+        if outside:
+            raise InvalidRequestError(
+                f"logit_bias: token ids outside the vocabulary (0..{self.vocab.n_vocab - 1}): "
+                f"{outside[:5]}",
+                param="logit_bias",
+            )
         if len(prompt) + params.max_tokens > self.ctx_per_seq:
             raise ContextLengthExceededError(len(prompt), params.max_tokens, self.ctx_per_seq)
         if params.n > self.runner.config.n_seq_max:
