@@ -151,8 +151,8 @@ async def test_prompt_alone_over_context_is_400_even_with_truncate(
     assert response.json()["error"]["code"] == "context_length_exceeded"
 
 
-async def test_logprobs_object_when_asked(client: httpx.AsyncClient) -> None:
-    response = await client.post(CHAT, json=chat_body(logprobs=True, top_logprobs=2))
+async def test_together_logprobs_object_for_an_integer(client: httpx.AsyncClient) -> None:
+    response = await client.post(CHAT, json=chat_body(logprobs=2))
     logprobs = response.json()["choices"][0]["logprobs"]
     assert set(logprobs) == {"tokens", "token_logprobs", "token_ids", "top_logprobs"}
     assert "".join(logprobs["tokens"]) == "Hello world!"  # EOS excluded
@@ -223,6 +223,29 @@ async def test_streamed_logprobs_only_when_asked_float_and_alternatives(
     first = asked[0]["choices"][0]
     assert first["logprobs"] == LOGPROB
     assert first["top_logprobs"] == {"o": LOGPROB, "p": LOGPROB - 1}
+
+
+async def test_openai_style_logprobs_follow_openais_shape(client: httpx.AsyncClient) -> None:
+    """``logprobs: true`` (the openai SDK) gets ``logprobs.content[]``, streamed and not; the
+    SDK's ``chat.completions.stream()`` helper crashed on Together's float (issue 14)."""
+    body = chat_body(logprobs=True, top_logprobs=2)
+    whole = (await client.post(CHAT, json=body)).json()["choices"][0]["logprobs"]
+    chunks = sse_json((await client.post(CHAT, json={**body, "stream": True})).content)
+
+    first = whole["content"][0]
+    assert first == {
+        "token": "H",
+        "logprob": LOGPROB,
+        "bytes": [ord("H")],
+        "top_logprobs": [
+            {"token": "H", "logprob": LOGPROB, "bytes": [ord("H")]},
+            {"token": "I", "logprob": LOGPROB - 1, "bytes": [ord("I")]},
+        ],
+    }
+    assert "".join(entry["token"] for entry in whole["content"]) == "Hello world!"
+    streamed = [c["choices"][0]["logprobs"] for c in chunks if c["choices"][0]["text"]]
+    assert streamed[0]["content"][0] == first  # the chunk "Hello" carries its five tokens
+    assert "".join(e["token"] for lp in streamed for e in lp["content"]) == "Hello world!"
 
 
 async def test_max_completion_tokens_is_max_tokens(

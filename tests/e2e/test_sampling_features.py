@@ -169,8 +169,41 @@ def test_openai_logprobs_true_with_top_logprobs_on_chat(
     )
 
     choice = answer.choices[0]
-    assert choice.message.content is not None
-    _check_logprobs(choice.logprobs, choice.message.content, top=2)
+    assert choice.message.content
+    _check_openai_logprobs(choice.logprobs, choice.message.content, top=2)
+
+
+def test_openai_stream_helper_with_logprobs(openai_client: openai.OpenAI, server: Server) -> None:
+    """The SDK's ``chat.completions.stream()`` helper crashed on Together's float logprob in
+    each chunk; asked with ``logprobs: true`` it now gets OpenAI's shape (issue 14)."""
+    with openai_client.chat.completions.stream(
+        model=server.model,
+        messages=POEM,
+        max_tokens=6,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    ) as stream:
+        deltas = [event for event in stream if event.type == "logprobs.content.delta"]
+        # get_final_completion() would raise LengthFinishReasonError (max_tokens is reached):
+        # the snapshot is what the helper assembled from the chunks.
+        snapshot = stream.current_completion_snapshot
+
+    assert deltas
+    choice = snapshot.choices[0]
+    assert choice.message.content
+    _check_openai_logprobs(choice.logprobs, choice.message.content, top=2)
+
+
+def _check_openai_logprobs(logprobs: Any, text: str, top: int) -> None:
+    """OpenAI's ``logprobs.content``: one entry per token of the text, with alternatives."""
+    assert logprobs is not None and logprobs.content
+    assert "".join(entry.token for entry in logprobs.content) == text
+    for entry in logprobs.content:
+        assert entry.logprob <= 0
+        assert bytes(entry.bytes or []).decode() == entry.token
+        assert len(entry.top_logprobs) == top
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[-1].logprob
 
 
 def test_streamed_logprob_is_the_sampled_tokens(server: Server) -> None:

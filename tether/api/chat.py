@@ -7,6 +7,7 @@ from typing import Any
 from tether.api import requests, responses
 from tether.api.endpoint import Call, GenerationEndpoint, Prompt
 from tether.api.errors import InvalidRequest
+from tether.api.responses import LogprobStyle
 from tether.api.serving import (
     ChoiceResult,
     Constraint,
@@ -15,7 +16,7 @@ from tether.api.serving import (
     render_chat_prompt,
     response_format_constraint,
 )
-from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer, last_token
+from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
 from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
 from tether.chat.tool_calls import ParsedCall
 from tether.engine.request import FinishReason, StepOutput
@@ -35,14 +36,13 @@ class ChatStreamer(EnvelopeStreamer):
         if self._buffers is None:
             return super().on_output(out)
         buffer = self._buffers[out.index]
-        token = last_token(out)
         text = buffer.feed(out.text) if out.text else ""
-        chunks = [self.text_chunk(out.index, text, token)] if text else []
+        chunks = [self.text_chunk(out.index, text, out.tokens)] if text else []
         if out.finish_reason is None:
             return chunks
         held, calls = buffer.finish()
         if held:
-            chunks.append(self.text_chunk(out.index, held, token))
+            chunks.append(self.text_chunk(out.index, held, out.tokens))
         reason = out.finish_reason.value
         if calls:
             chunks.extend(self._tool_call_chunks(out.index, calls))
@@ -51,7 +51,7 @@ class ChatStreamer(EnvelopeStreamer):
         return chunks
 
     def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:
-        role = self.builder.text(index, "", None)
+        role = self.builder.text(index, "", ())
         deltas = streamed_tool_call_deltas(calls)
         return [role, *(self.builder.tool_calls(index, delta) for delta in deltas)]
 
@@ -66,8 +66,13 @@ def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constrai
     return response_format_constraint(fmt)
 
 
-def _choice(result: ChoiceResult, plan: ToolPlan, logprobs: bool) -> dict[str, Any]:
-    lp = responses.logprobs_object(result.logprob_tokens) if logprobs else None
+def _choice(result: ChoiceResult, plan: ToolPlan, style: LogprobStyle) -> dict[str, Any]:
+    tokens = result.logprob_tokens
+    lp: responses.Logprobs | dict[str, Any] | None = None
+    if style == "together":
+        lp = responses.logprobs_object(tokens)
+    elif style == "openai":
+        lp = responses.openai_logprobs_object(tokens)
     text = result.text
     calls = plan.parse(text)
     if calls:
@@ -93,7 +98,7 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
             call.model,
             call.created,
             chat=True,
-            logprobs=call.body.top_logprobs_count is not None,
+            logprobs=call.body.logprob_style,
         )
         body = call.body
         return ChatStreamer(builder, body.choices_n, body.include_usage, call.prompt.tools)
@@ -104,7 +109,7 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
         results: list[ChoiceResult],
         tally: UsageTally,
     ) -> dict[str, Any]:
-        logprobs = self.keeps_tokens(call.body)
+        style = call.body.logprob_style
         prompt = call.prompt
         return responses.completion_response(
             request_id=call.request_id,
@@ -112,6 +117,6 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
             created=call.created,
             chat=True,
             prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids),
-            choices=[_choice(result, prompt.tools, logprobs) for result in results],
+            choices=[_choice(result, prompt.tools, style) for result in results],
             usage_=tally.wire(),
         )

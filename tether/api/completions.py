@@ -36,7 +36,8 @@ class CompletionService(GenerationEndpoint[requests.CompletionRequest]):
             call.model,
             call.created,
             chat=False,
-            logprobs=call.body.top_logprobs_count is not None,
+            # The completions API has only Together's (and OpenAI's legacy) integer form.
+            logprobs="none" if call.body.logprob_style == "none" else "together",
         )
         return EnvelopeStreamer(builder, call.body.choices_n, call.body.include_usage)
 

@@ -7,6 +7,7 @@ Streams when ``stream_tokens`` (or ``stream``) is true, in the old TGI-like chun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tether.api import requests, responses
@@ -17,7 +18,7 @@ from tether.api.serving import (
     response_format_constraint,
     tokenize_prompt,
 )
-from tether.api.streaming import ChoiceStreamer, Chunk
+from tether.api.streaming import ChoiceStreamer, Chunk, last_token
 from tether.engine.request import StepOutput, TokenInfo
 
 
@@ -31,9 +32,9 @@ class InferenceStreamer(ChoiceStreamer):
         self._builder = builder
         self._texts: list[list[str]] = [[] for _ in range(n)]
 
-    def text_chunk(self, index: int, text: str, token: TokenInfo | None) -> Chunk:
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> Chunk:
         self._texts[index].append(text)
-        return self._builder.text(index, text, token)
+        return self._builder.text(index, text, last_token(tokens))
 
     def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
         generated = ("".join(self._texts[out.index]), out.completion_tokens)

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from tether.api.responses import LogprobStyle
 from tether.chat import messages as chat
 from tether.engine.errors import InvalidRequestError
 from tether.engine.sampling_params import MAX_TOP_LOGPROBS
@@ -215,6 +216,14 @@ class SamplingRequest(_Wire):
         if self.logprobs is True:
             return self.top_logprobs or 0
         return self.logprobs
+
+    @property
+    def logprob_style(self) -> LogprobStyle:
+        """The shape the request asked its logprobs in: an integer is Together's, a boolean
+        OpenAI's (wire-contract.md "Requests")."""
+        if self.logprobs is None or self.logprobs is False:
+            return "none"
+        return "openai" if self.logprobs is True else "together"
 
     @property
     def include_usage(self) -> bool:

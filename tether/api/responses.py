@@ -8,10 +8,13 @@ several times cheaper than a pydantic model there.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from collections.abc import Sequence
+from typing import Any, Literal, TypedDict
 
 from tether.engine.request import TokenInfo
 
+# How a request asked for logprobs: not at all, Together's integer, or OpenAI's boolean.
+LogprobStyle = Literal["none", "together", "openai"]
 # A logprob of -inf (or NaN) is not JSON; clamp so every response stays valid JSON.
 LOGPROB_FLOOR = -9999.0
 
@@ -92,6 +95,26 @@ def logprobs_object(tokens: list[TokenInfo]) -> Logprobs:
     }
 
 
+def openai_logprobs_object(tokens: Sequence[TokenInfo]) -> dict[str, Any]:
+    """OpenAI's chat ``logprobs``: ``{"content": [{"token", "logprob", "bytes",
+    "top_logprobs"}], "refusal": null}`` (special tokens carry no text and are left out)."""
+    return {
+        "content": [
+            {
+                **_openai_entry(t.text, t.logprob),
+                "top_logprobs": [_openai_entry(a.text, a.logprob) for a in t.top_logprobs or ()],
+            }
+            for t in tokens
+            if not t.special
+        ],
+        "refusal": None,
+    }
+
+
+def _openai_entry(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": finite(logprob), "bytes": list(text.encode())}
+
+
 def prompt_logprobs_object(texts: list[str], token_ids: list[int]) -> Logprobs:
     """Prompt tokens for ``echo``; the engine does not score prompts, so logprobs are null."""
     return {
@@ -130,7 +153,13 @@ class ChunkBuilder:
     """Chunks of one chat or completions stream; the envelope is fixed once per request."""
 
     def __init__(
-        self, request_id: str, model: str, created: int, *, chat: bool, logprobs: bool = False
+        self,
+        request_id: str,
+        model: str,
+        created: int,
+        *,
+        chat: bool,
+        logprobs: LogprobStyle = "none",
     ) -> None:
         self._id = request_id
         self._object = "chat.completion.chunk" if chat else "completion.chunk"
@@ -156,23 +185,30 @@ class ChunkBuilder:
             "usage": usage_,
         }
 
-    def text(self, index: int, text: str, token: TokenInfo | None) -> dict[str, Any]:
-        """A text piece. Only when the request asked for logprobs does ``choices[].logprobs``
-        carry the sampled token's, as a bare float (``together`` 1.x), and ``top_logprobs``
-        its alternatives; otherwise it is ``null``, as Together sends (a float there breaks
-        LangChain's streaming). ``token.logprob`` always has it (wire-contract.md
-        "Chat chunk")."""
-        asked = self._logprobs and token is not None
+    def text(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> dict[str, Any]:
+        """A text piece, named after the last of the ``tokens`` that released it.
+
+        ``choices[].logprobs`` is ``null`` unless the request asked (a float there breaks
+        LangChain's streaming): Together's float and ``top_logprobs`` dict for an integer
+        ``logprobs``, OpenAI's ``{"content": [...]}`` for ``logprobs: true`` (the openai SDK's
+        stream helper reads that). ``token.logprob`` always has the value (wire-contract.md
+        "Chat chunk").
+        """
+        token = tokens[-1] if tokens else None
         choice: dict[str, Any] = {
             "index": index,
             "text": text,
-            "logprobs": finite(token.logprob) if asked and token is not None else None,
+            "logprobs": None,
             "finish_reason": None,
             "seed": None,
             "delta": self._delta(text, None if token is None else token.id),
         }
-        if asked and token is not None and token.top_logprobs:
-            choice["top_logprobs"] = {a.text: finite(a.logprob) for a in token.top_logprobs}
+        if self._logprobs == "openai":
+            choice["logprobs"] = openai_logprobs_object(tokens)
+        elif self._logprobs == "together" and token is not None:
+            choice["logprobs"] = finite(token.logprob)
+            if token.top_logprobs:
+                choice["top_logprobs"] = {a.text: finite(a.logprob) for a in token.top_logprobs}
         chunk = self._envelope([choice], None)
         chunk["token"] = token_object(token)
         return chunk
@@ -272,7 +308,7 @@ def chat_choice(
     tool_calls: list[ToolCallObject],
     finish_reason: str,
     seed: int | None,
-    logprobs: Logprobs | None,
+    logprobs: Logprobs | dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "index": index,

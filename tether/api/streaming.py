@@ -9,7 +9,7 @@ the end, never on both (LangChain sums usage over chunks; wire-contract.md "Chat
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from tether.api import responses
@@ -24,9 +24,9 @@ from tether.engine.request import StepOutput, TokenInfo
 Chunk = dict[str, Any]
 
 
-def last_token(out: StepOutput) -> TokenInfo | None:
+def last_token(tokens: Sequence[TokenInfo]) -> TokenInfo | None:
     """A multi-token output is sent as one chunk named after its last token."""
-    return out.tokens[-1] if out.tokens else None
+    return tokens[-1] if tokens else None
 
 
 class ChoiceStreamer:
@@ -37,7 +37,7 @@ class ChoiceStreamer:
         self._include_usage = include_usage
 
     def on_output(self, out: StepOutput) -> list[Chunk]:
-        chunks = [self.text_chunk(out.index, out.text, last_token(out))] if out.text else []
+        chunks = [self.text_chunk(out.index, out.text, out.tokens)] if out.text else []
         if out.finish_reason is not None:
             chunks.append(self.finish_chunk(out, out.finish_reason.value, self.finish_usage(out)))
         return chunks
@@ -54,7 +54,8 @@ class ChoiceStreamer:
             return None
         return self._tally.wire()
 
-    def text_chunk(self, index: int, text: str, token: TokenInfo | None) -> Chunk:
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> Chunk:
+        """A chunk of ``text``, released by ``tokens`` (possibly none: held-back text)."""
         raise NotImplementedError
 
     def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
@@ -71,8 +72,8 @@ class EnvelopeStreamer(ChoiceStreamer):
         super().__init__(n, include_usage)
         self.builder = builder
 
-    def text_chunk(self, index: int, text: str, token: TokenInfo | None) -> Chunk:
-        return self.builder.text(index, text, token)
+    def text_chunk(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> Chunk:
+        return self.builder.text(index, text, tokens)
 
     def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
         return self.builder.finish(out.index, reason, out.seed, usage)
