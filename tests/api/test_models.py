@@ -45,3 +45,33 @@ async def test_model_file_stem_is_accepted(engine: FakeEngine) -> None:
 async def test_near_miss_name_is_rejected(client: httpx.AsyncClient) -> None:
     response = await client.post(CHAT, json={**chat_body(), "model": "gemma-3-270m"})
     assert response.json()["error"]["code"] == "model_not_available"
+
+
+@pytest.mark.parametrize("prefix", ["/v2", "/v1/v2"])
+async def test_project_models_are_a_cursor_page(client: httpx.AsyncClient, prefix: str) -> None:
+    """``together`` 3.x's ``models.list()`` calls this route, for any project id (issue 14)."""
+    response = await client.get(f"{prefix}/projects/any-project/models")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["next_cursor"] is None
+    [model] = body["data"]
+    assert model["id"] == model["name"] == MODEL_ID
+    assert model["projectId"] == "any-project"
+    assert model["visibility"] == "VISIBILITY_PRIVATE"
+    assert model["weights"]["contextLength"] == "256"
+
+
+async def test_project_model_by_id_and_an_unknown_one(client: httpx.AsyncClient) -> None:
+    known = await client.get(f"/v2/projects/p/models/{MODEL_ID}")
+    unknown = await client.get("/v2/projects/p/models/no/such-model")
+    assert known.status_code == 200 and known.json()["id"] == MODEL_ID
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+
+
+async def test_supported_models_list_the_served_model(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/v2/supported-models")).json()
+    [model] = body["data"]
+    assert model["id"] == MODEL_ID
+    assert model["capabilities"] == ["CAPABILITY_CHAT"]
+    assert model["createdAt"].endswith("Z")

@@ -70,3 +70,21 @@ def test_completion_returns_text_that_continues_the_prompt(
     assert answer.choices[0].text
     assert answer.choices[0].finish_reason in {"stop", "length"}
     assert answer.usage is not None and answer.usage.prompt_tokens >= 5
+
+
+def test_models_list_retrieve_and_supported_with_a_project_id(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``together`` 3.x raised "Missing project_id" and then called v2 routes Tether did not
+    serve (issue 14). With TOGETHER_PROJECT_ID set to any string, all three work."""
+    monkeypatch.setenv("TOGETHER_PROJECT_ID", "local")
+    for base_url in (server.url, server.v1):
+        with Together(base_url=base_url, api_key="unused", max_retries=0, timeout=60) as client:
+            listed = list(client.models.list())
+            one = client.models.retrieve(server.model)
+            supported = list(client.models.list_supported())
+
+        assert [model.id for model in listed] == [server.model]
+        assert listed[0].project_id == "local"
+        assert one.id == server.model and int(one.weights.context_length or 0) > 0
+        assert [model.id for model in supported] == [server.model]

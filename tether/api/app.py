@@ -41,6 +41,16 @@ def _v1_router(ctx: ServingContext) -> APIRouter:
     return router
 
 
+def _v2_router(ctx: ServingContext) -> APIRouter:
+    """``together`` 3.x's model routes; also under ``/v1/v2`` for base URLs ending in /v1."""
+    router = APIRouter()
+    models = ctx.models
+    router.add_api_route("/projects/{project_id}/models", models.list_project_models)
+    router.add_api_route("/projects/{project_id}/models/{model_id:path}", models.project_model)
+    router.add_api_route("/supported-models", models.supported_models)
+    return router
+
+
 def _legacy_router(ctx: ServingContext) -> APIRouter:
     router = APIRouter()
     inference = InferenceService(ctx)
@@ -80,6 +90,9 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     v1 = _v1_router(ctx)
     for prefix in V1_PREFIXES:
         app.include_router(v1, prefix=prefix, dependencies=[Depends(auth)])
+    v2 = _v2_router(ctx)
+    for prefix in ("/v2", "/v1/v2"):
+        app.include_router(v2, prefix=prefix, dependencies=[Depends(auth)])
     app.include_router(_legacy_router(ctx), dependencies=[Depends(auth)])
     shutdown = Shutdown(engine, config.drain_timeout)
     app.include_router(_ops_router(engine, metrics, auth, shutdown))

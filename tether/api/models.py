@@ -1,4 +1,9 @@
-"""``GET /v1/models`` and which ``model`` names a request may use.
+"""``GET /v1/models``, ``together`` 3.x's v2 model routes, and which ``model`` names a
+request may use.
+
+``together`` 3.x lists models with ``GET /v2/projects/{project_id}/models`` (any project id
+answers: there is one model and no projects), reads one with ``.../models/{id}``, and lists
+``GET /v2/supported-models``; each is a cursor page (wire-contract.md "Models").
 
 Accepted names: the engine's model id (what ``/v1/models`` lists), ``config.model_id``, and,
 when the server runs a model file, that file's stem (``gemma-3-270m-it-Q4_K_M`` for
@@ -13,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tether.api import responses
-from tether.api.errors import ModelNotAvailable
+from tether.api.errors import ModelNotAvailable, RoutingError
 from tether.config import ServerConfig
 from tether.engine.base import Engine
 
@@ -56,3 +62,25 @@ class ModelCatalog:
         if request.headers.get("user-agent", "").startswith(_OPENAI_USER_AGENT):
             return JSONResponse(responses.model_list(cards))
         return JSONResponse(cards)
+
+    async def list_project_models(self, project_id: str) -> JSONResponse:
+        model = responses.project_model(self.model_id, project_id, self._engine.context_length)
+        return JSONResponse(responses.cursor_page([model]))
+
+    async def project_model(self, project_id: str, model_id: str) -> JSONResponse:
+        self._known(model_id)
+        return JSONResponse(
+            responses.project_model(self.model_id, project_id, self._engine.context_length)
+        )
+
+    async def supported_models(self) -> JSONResponse:
+        model = responses.supported_model(self.model_id, self._created, self._engine.context_length)
+        return JSONResponse(responses.cursor_page([model]))
+
+    def _known(self, model_id: str) -> None:
+        if model_id != self.model_id and model_id not in self._aliases:
+            raise RoutingError(
+                HTTPException(
+                    404, f"Model {model_id!r} not found; this server serves {self.model_id!r}."
+                )
+            )

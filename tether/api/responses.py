@@ -9,6 +9,7 @@ several times cheaper than a pydantic model there.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
 from tether.engine.request import TokenInfo
@@ -402,6 +403,49 @@ def model_card(model_id: str, created: int, context_length: int) -> dict[str, An
         "context_length": context_length,
         # ``together`` 1.x requires ``pricing``; a self-hosted model costs nothing per token.
         "pricing": {"hourly": 0, "input": 0, "output": 0, "base": 0, "finetune": 0},
+    }
+
+
+def cursor_page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``together`` 3.x's cursor page: every item at once, no next page."""
+    return {"data": items, "next_cursor": None}
+
+
+def project_model(model_id: str, project_id: str, context_length: int) -> dict[str, Any]:
+    """A model of ``GET /v2/projects/{id}/models`` (``together`` 3.x's ``Model``)."""
+    return {
+        "id": model_id,
+        "name": model_id,
+        "organizationId": "local",
+        "projectId": project_id,
+        "visibility": "VISIBILITY_PRIVATE",
+        "weights": {"contextLength": str(context_length), "type": "WEIGHTS_TYPE_DEFAULT"},
+    }
+
+
+def supported_model(model_id: str, created: int, context_length: int) -> dict[str, Any]:
+    """A model of ``GET /v2/supported-models`` (``together`` 3.x's ``SupportedModel``)."""
+    when = datetime.fromtimestamp(created, tz=UTC).isoformat().replace("+00:00", "Z")
+    publisher = model_id.split("/", 1)[0] if "/" in model_id else "local"
+    return {
+        "id": model_id,
+        "name": model_id,
+        "baseModel": model_id,
+        "baseModelId": model_id,
+        "displayName": model_id,
+        "displayType": "chat",
+        "publisher": publisher,
+        "capabilities": ["CAPABILITY_CHAT"],
+        "inputModalities": ["MODALITY_TEXT"],
+        "outputModalities": ["MODALITY_TEXT"],
+        "products": ["PRODUCT_SERVERLESS"],
+        "status": "SUPPORTED_MODEL_STATUS_SUPPORTED",
+        "deploymentProfiles": [],
+        "createdAt": when,
+        "updatedAt": when,
+        "contextLength": str(context_length),
+        "features": ["FEATURE_TOOL_CALLING", "FEATURE_STRUCTURED_OUTPUT"],
+        "pricing": {"input": 0, "output": 0, "cachedInput": 0},
     }
 
 
