@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tests.api.conftest import CHAT, chat_body, drive, sse_json
 from tests.api.fake_engine import LOGPROB, FakeEngine, Script
-from tether.chat.messages import Function, Message
+from tether.chat.messages import Function, Message, ToolCall
 from tether.engine.request import FinishReason
 from tether.engine.structured import StructuredOutput, ToolFunction
 
@@ -502,3 +502,25 @@ async def test_a_malformed_tool_is_400_naming_tools(client: httpx.AsyncClient) -
     response = await client.post(CHAT, json=chat_body(tools=[{"type": "function"}]))
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "tools"
+
+
+async def test_deprecated_function_role_and_function_call_are_tool_messages(
+    engine: FakeEngine, client: httpx.AsyncClient
+) -> None:
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        },
+        {"role": "function", "name": "get_weather", "content": "12C"},
+    ]
+    response = await client.post(CHAT, json={"model": engine.model_id, "messages": messages})
+
+    assert response.status_code == 200, response.text
+    [(rendered, _)] = engine.templates
+    assert rendered[1] == Message(
+        "assistant", None, tool_calls=(ToolCall("get_weather", {"city": "Oslo"}),)
+    )
+    assert rendered[2] == Message("tool", "12C", name="get_weather")

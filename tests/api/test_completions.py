@@ -78,6 +78,9 @@ async def test_stream_chunks(engine: FakeEngine, client: httpx.AsyncClient) -> N
     assert finish["choices"][0]["text"] == ""
     assert finish["choices"][0]["finish_reason"] == "length"
     assert finish["choices"][0]["seed"] == 42
+    # together 3.x and TypeScript read them at the top level of the finishing chunk too.
+    assert (finish["finish_reason"], finish["seed"]) == ("length", 42)
+    assert "finish_reason" not in first
     assert finish["usage"]["completion_tokens"] == 4
 
 

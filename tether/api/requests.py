@@ -63,12 +63,27 @@ class ToolCallMessage(_Wire):
         return chat.ToolCall(self.function.name, arguments, self.id)
 
 
+WireRole = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+def _chat_role(role: WireRole) -> chat.Role:
+    """OpenAI's aliases as chat knows them: ``developer`` is system, ``function`` is tool."""
+    if role == "developer":
+        return "system"
+    if role == "function":
+        return "tool"
+    return role
+
+
 class ChatMessage(_Wire):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # "function" and ``function_call`` are OpenAI's deprecated forms of "tool" and
+    # ``tool_calls``; older clients still send them (wire-contract.md "Requests").
+    role: WireRole
     content: str | list[TextPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCallMessage] | None = None
     tool_call_id: str | None = None
+    function_call: FunctionCall | None = None
 
     def to_chat(self, index: int) -> chat.Message:
         """The message for the chat layer: OpenAI's ``developer`` is ``system``; text parts
@@ -77,6 +92,8 @@ class ChatMessage(_Wire):
         if isinstance(content, list):
             content = "\n".join(part.text for part in content)
         calls = self.tool_calls if self.role == "assistant" else None
+        if self.role == "assistant" and not calls and self.function_call is not None:
+            calls = [ToolCallMessage(function=self.function_call)]
         if content is None and self.role != "assistant":
             raise InvalidRequestError(
                 f"messages[{index}]: content must be a string or a list of text parts",
@@ -85,7 +102,7 @@ class ChatMessage(_Wire):
         if content is None and not calls:
             content = ""
         return chat.Message(
-            role="system" if self.role == "developer" else self.role,
+            role=_chat_role(self.role),
             content=content,
             tool_calls=tuple(call.to_chat(index) for call in calls or ()),
             name=self.name,

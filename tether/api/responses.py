@@ -223,7 +223,11 @@ class ChunkBuilder:
             "seed": seed,
             "delta": self._delta("", None),
         }
-        return self._envelope([choice], usage_)
+        chunk = self._envelope([choice], usage_)
+        if not self._chat:
+            # together 3.x and TypeScript declare both at the top of a completion.chunk.
+            chunk["finish_reason"], chunk["seed"] = reason, seed
+        return chunk
 
     def usage_only(self, usage_: Usage) -> dict[str, Any]:
         """The separate ``choices: []`` chunk of ``stream_options.include_usage``."""

@@ -1,0 +1,45 @@
+"""LangChain's ``ChatOpenAI`` against a real server (issue 14): it streamed into a
+``TypeError`` on Together's float ``logprobs`` that nobody asked for, and it sends
+``max_completion_tokens`` (not ``max_tokens``), which Tether ignored."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+from tests.e2e.conftest import Server
+
+pytestmark = pytest.mark.e2e
+
+
+def chat_model(server: Server, **kwargs: object) -> ChatOpenAI:
+    return ChatOpenAI(
+        model=server.model,
+        base_url=server.v1,
+        api_key="unused",  # type: ignore[arg-type]
+        temperature=0,
+        max_retries=0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_streaming_with_usage_counts_usage_once_and_honours_max_tokens(server: Server) -> None:
+    model = chat_model(server, max_tokens=5, stream_usage=True)
+
+    chunks = list(model.stream("Name three colours."))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole = whole + chunk  # LangChain's own merge: this raised the TypeError
+
+    assert whole.content
+    usage = whole.usage_metadata
+    assert usage is not None
+    assert usage["output_tokens"] <= 5
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_invoke_honours_max_tokens(server: Server) -> None:
+    answer = chat_model(server, max_tokens=3).invoke("Tell me a long story.")
+
+    assert answer.usage_metadata is not None
+    assert answer.usage_metadata["output_tokens"] <= 3
