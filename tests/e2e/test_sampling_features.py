@@ -229,3 +229,22 @@ def test_echo_returns_the_prompt(together_client: Together, server: Server) -> N
     assert answer.prompt[0].text == prompt
     assert answer.choices[0].text
     assert not answer.choices[0].text.startswith(prompt)
+
+
+def test_echo_with_logprobs_scores_the_prompt(together_client: Together, server: Server) -> None:
+    """Prompt logprobs were null (issue 14): each prompt token now has its logprob given
+    the tokens before it, the first none."""
+    prompt = "The capital of France is Paris. The capital of France is"
+    answer = together_client.completions.create(
+        model=server.model, prompt=prompt, max_tokens=2, echo=True, logprobs=1, temperature=0
+    )
+
+    scored = answer.prompt[0].logprobs
+    assert scored is not None and scored.tokens and scored.token_logprobs
+    assert len(scored.token_logprobs) == len(scored.tokens)
+    assert scored.token_logprobs[0] is None
+    values = scored.token_logprobs[1:]
+    assert all(lp is not None and lp <= 0 for lp in values)
+    # The repeated sentence is far more predictable the second time.
+    half = len(values) // 2
+    assert sum(values[half:]) / len(values[half:]) > sum(values[:half]) / half

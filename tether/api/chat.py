@@ -116,7 +116,7 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
             model=call.model,
             created=call.created,
             chat=True,
-            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids),
+            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
             choices=[_choice(result, prompt.tools, style) for result in results],
             usage_=tally.wire(),
         )

@@ -64,7 +64,7 @@ class CompletionService(GenerationEndpoint[requests.CompletionRequest]):
             model=call.model,
             created=call.created,
             chat=False,
-            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids),
+            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
             choices=choices,
             usage_=tally.wire(),
         )

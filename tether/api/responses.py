@@ -116,11 +116,15 @@ def _openai_entry(text: str, logprob: float) -> dict[str, Any]:
     return {"token": text, "logprob": finite(logprob), "bytes": list(text.encode())}
 
 
-def prompt_logprobs_object(texts: list[str], token_ids: list[int]) -> Logprobs:
-    """Prompt tokens for ``echo``; the engine does not score prompts, so logprobs are null."""
+def prompt_logprobs_object(
+    texts: list[str], token_ids: list[int], logprobs: list[float | None] | None
+) -> Logprobs:
+    """Prompt tokens for ``echo``: each one's logprob given those before it (the first has
+    none); alternatives are not computed for prompt positions."""
+    scores = logprobs if logprobs is not None else [None] * len(token_ids)
     return {
         "tokens": texts,
-        "token_logprobs": [None] * len(token_ids),
+        "token_logprobs": [None if lp is None else finite(lp) for lp in scores],
         "token_ids": token_ids,
         "top_logprobs": [None] * len(token_ids),
     }

@@ -230,6 +230,8 @@ def sampling_params(
         logprobs=req.top_logprobs_count,
         ignore_eos=bool(req.ignore_eos),
         structured=structured,
+        # Scored only when echoed with logprobs: it costs a logits row per prompt token.
+        prompt_logprobs=bool(req.echo) and req.top_logprobs_count is not None and not req.stream,
         **given,
     )
 
@@ -253,15 +255,21 @@ def start_generation(
 
 
 def echo_prompt(
-    ctx: ServingContext, req: requests.SamplingRequest, text: str, prompt_ids: list[int]
+    ctx: ServingContext,
+    req: requests.SamplingRequest,
+    text: str,
+    prompt_ids: list[int],
+    results: list[ChoiceResult],
 ) -> list[dict[str, Any]]:
-    """The response's ``prompt``: the templated prompt with ``echo``, else empty."""
+    """The response's ``prompt``: the templated prompt with ``echo`` (and, with logprobs,
+    each prompt token's logprob, scored by the engine), else empty."""
     if not req.echo:
         return []
     logprobs = None
     if req.top_logprobs_count is not None:
         texts = [ctx.engine.token_text(token_id) for token_id in prompt_ids]
-        logprobs = responses.prompt_logprobs_object(texts, prompt_ids)
+        scores = results[0].prompt_logprobs if results else None
+        logprobs = responses.prompt_logprobs_object(texts, prompt_ids, scores)
     return [responses.prompt_part(text, logprobs)]
 
 
@@ -274,6 +282,7 @@ class ChoiceResult:
     tokens: list[TokenInfo] = field(default_factory=list)
     finish_reason: FinishReason = FinishReason.STOP
     seed: int | None = None
+    prompt_logprobs: list[float | None] | None = None
 
     @property
     def text(self) -> str:
@@ -318,6 +327,8 @@ async def collect(
         async for out in stream:
             timer.on_output(out)
             result = results[out.index]
+            if out.prompt_logprobs is not None and result.prompt_logprobs is None:
+                result.prompt_logprobs = out.prompt_logprobs
             if out.text:
                 result.pieces.append(out.text)
             if keep_tokens:

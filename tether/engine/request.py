@@ -78,6 +78,9 @@ class StepOutput:
     cached_tokens: int
     seed: int
     queue_time_s: float = 0.0  # from enqueue to first scheduled step
+    # With ``params.prompt_logprobs``, on a choice's first output: one per prompt token, the
+    # first ``None`` (nothing comes before it).
+    prompt_logprobs: list[float | None] | None = None
 
     @property
     def finished(self) -> bool:

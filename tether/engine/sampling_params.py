@@ -24,7 +24,8 @@ class SamplingParams:
     disable those filters. ``seed=None`` means the engine picks one (and reports it).
     ``logprobs`` is the number of top alternatives to return per token (``None``: none);
     the sampled token's own logprob is always computed. ``structured`` constrains the output
-    (JSON schema, regex, choice or tool call; the engine translates it).
+    (JSON schema, regex, choice or tool call; the engine translates it). ``prompt_logprobs``
+    asks for each prompt token's logprob given the tokens before it (``echo`` + logprobs).
     """
 
     max_tokens: int = 16
@@ -42,6 +43,7 @@ class SamplingParams:
     logprobs: int | None = None
     ignore_eos: bool = False
     structured: StructuredOutput | None = None
+    prompt_logprobs: bool = False
 
     def __post_init__(self) -> None:
         _check(self.max_tokens >= 1, "max_tokens", "must be at least 1")

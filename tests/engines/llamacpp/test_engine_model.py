@@ -16,7 +16,7 @@ from tether.engine.errors import (
     QueueFullError,
     StructuredOutputError,
 )
-from tether.engine.request import FinishReason, GenerationRequest
+from tether.engine.request import FinishReason, GenerationRequest, TokenInfo
 from tether.engine.sampling_params import SamplingParams
 from tether.engine.structured import StructuredOutput
 from tether.engines.llamacpp.async_engine import AsyncEngine
@@ -319,3 +319,51 @@ def test_model_loads_and_decodes_a_batch_without_the_amx_crash() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
     assert "decoded" in proc.stdout
+
+
+async def test_prompt_logprobs_score_each_token_as_generation_did(
+    model_engine: AsyncEngine,
+) -> None:
+    """Generate greedily, then score prompt + generated text as a prompt: each generated
+    token's prompt logprob is the logprob it was sampled with. Prefill sums in a different
+    order than one-token decode (batch-shape rounding, see ARCHITECTURE.md), so they agree
+    to about 0.2 nats; a row read one position off is several nats away."""
+    prompt = model_engine.tokenize("The history of computing is a story of people who")
+    generated = [
+        token
+        for choice in await generate_ids(model_engine, prompt, max_tokens=12, temperature=0)
+        for token in choice
+    ]
+    scored = GenerationRequest(
+        "score",
+        prompt + [t.id for t in generated],
+        SamplingParams(max_tokens=1, temperature=0, prompt_logprobs=True),
+    )
+    async with model_engine.generate(scored) as stream:
+        first = await anext(aiter(stream))
+
+    logprobs = first.prompt_logprobs
+    assert logprobs is not None and len(logprobs) == len(prompt) + len(generated)
+    assert logprobs[0] is None
+    assert all(lp is not None and lp <= 0 for lp in logprobs[1:])
+    for token, lp in zip(generated, logprobs[len(prompt) :], strict=True):
+        assert lp is not None and abs(lp - token.logprob) < 0.25, (token.id, token.logprob, lp)
+
+
+async def test_no_prompt_logprobs_unless_asked(model_engine: AsyncEngine) -> None:
+    request = GenerationRequest("plain", model_engine.tokenize("Hello there"), SamplingParams())
+    async with model_engine.generate(request) as stream:
+        outputs = [out async for out in stream]
+    assert outputs and all(out.prompt_logprobs is None for out in outputs)
+
+
+async def generate_ids(
+    engine: AsyncEngine, prompt: list[int], **params: object
+) -> list[list[TokenInfo]]:
+    """Each choice's sampled tokens (special ones left out), from prompt token ids."""
+    request = GenerationRequest("ids", prompt, SamplingParams(**params))  # type: ignore[arg-type]
+    tokens: dict[int, list[TokenInfo]] = {}
+    async with engine.generate(request) as stream:
+        async for out in stream:
+            tokens.setdefault(out.index, []).extend(t for t in out.tokens if not t.special)
+    return [tokens[index] for index in sorted(tokens)]

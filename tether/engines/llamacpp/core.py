@@ -79,6 +79,8 @@ class EngineCore:
             for i in range(params.n)
         ]
         seqs[0].forks = seqs[1:]
+        for fork in seqs[1:]:
+            fork.prompt_logprobs = None  # the first choice prefills (and scores) the prompt
         return seqs
 
     def _grammar(self, spec: StructuredOutput) -> str:
@@ -150,7 +152,7 @@ class EngineCore:
         batch.clear()
         for chunk in plan.chunks:
             chunk.batch_index = batch.add(
-                chunk.tokens, chunk.start_pos, chunk.seq.slot, chunk.sample
+                chunk.tokens, chunk.start_pos, chunk.seq.slot, chunk.sample, chunk.all_logits
             )
         self.runner.decode()
 
@@ -163,10 +165,16 @@ class EngineCore:
             if chunk.seq.prefilling:
                 self.prompt_tokens_computed += len(chunk.tokens)
             chunk.seq.num_computed += len(chunk.tokens)
+            if chunk.all_logits:
+                rows = logits[row_index : row_index + len(chunk.tokens)]
+                row_index += len(chunk.tokens)
+                self._score_prompt(chunk, rows)
+                row = rows[-1]
+            elif chunk.sample:
+                row = logits[row_index]
+                row_index += 1
             if not chunk.sample:
                 continue
-            row = logits[row_index]
-            row_index += 1
             if chunk.seq.request_id in failed:
                 continue  # its request failed earlier in this step
             try:
@@ -182,6 +190,19 @@ class EngineCore:
         if failed:
             outputs = [out for out in outputs if out.request_id not in failed]
         return outputs
+
+    def _score_prompt(self, chunk: Chunk, rows: np.ndarray) -> None:
+        """Each row is the distribution of the next position: the logprob of the prompt
+        token that stands there.  rows: [len(chunk.tokens), n_vocab]"""
+        seq = chunk.seq
+        scores = seq.prompt_logprobs
+        if scores is None:
+            return
+        for offset, row in enumerate(rows):
+            position = chunk.start_pos + offset + 1
+            if position < seq.num_prompt:
+                token = seq.tokens[position]
+                scores.append(float(row[token]) - logsumexp(row, self._scratch))
 
     def _samplers_of(self, chunk: Chunk) -> list[Sequence]:
         """The sequences that sample from this chunk's logits: itself, plus new forks."""
@@ -234,6 +255,7 @@ class EngineCore:
             cached_tokens=seq.num_cached,
             seed=seq.seed,
             queue_time_s=seq.queue_time_s,
+            prompt_logprobs=seq.prompt_logprobs if seq.num_generated <= 1 else None,
         )
         seq.new_tokens = []
         seq.new_text = ""

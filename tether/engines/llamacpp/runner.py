@@ -77,8 +77,16 @@ class _Batch:
         self.n_tokens = 0
         self.n_outputs = 0
 
-    def add(self, tokens: Sequence[int], start_pos: int, seq_id: int, logits_last: bool) -> int:
-        """Append tokens of one sequence; return the batch index of the last one."""
+    def add(
+        self,
+        tokens: Sequence[int],
+        start_pos: int,
+        seq_id: int,
+        logits_last: bool,
+        logits_all: bool = False,
+    ) -> int:
+        """Append tokens of one sequence; return the batch index of the last one. Logits
+        are asked for the last token, or for every token with ``logits_all``."""
         n, end = len(tokens), self.n_tokens + len(tokens)
         if end > self.capacity:
             raise EngineError(f"batch overflow: {end} > {self.capacity}")
@@ -86,7 +94,10 @@ class _Batch:
         self.pos[self.n_tokens : end] = np.arange(start_pos, start_pos + n, dtype=np.int32)
         self.seq[self.n_tokens : end] = seq_id
         self.logits[self.n_tokens : end] = 0
-        if logits_last:
+        if logits_all:
+            self.logits[self.n_tokens : end] = 1
+            self.n_outputs += n
+        elif logits_last:
             self.logits[end - 1] = 1
             self.n_outputs += 1
         self.n_tokens = end

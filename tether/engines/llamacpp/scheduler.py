@@ -10,6 +10,10 @@ from tether.engine.errors import QueueFullError
 from tether.engines.llamacpp.sequence import Sequence, SequenceStatus
 from tether.engines.llamacpp.slots import SlotManager
 
+# Rows of logits one step may ask for prompt logprobs: each is a 262,144-float row (1 MB for
+# the default model) in llama.cpp's output buffer, which grows to the largest step's need.
+PROMPT_LOGPROB_ROWS = 64
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -24,6 +28,7 @@ class Chunk:
     start_pos: int
     sample: bool
     batch_index: int = -1
+    all_logits: bool = False  # a prefill chunk whose every row is scored (prompt logprobs)
 
 
 @dataclass(slots=True)
@@ -116,7 +121,9 @@ class Scheduler:
     def _admit(self, seq: Sequence) -> bool:
         if self.slots.free_count - self._reserved < 1 + len(seq.forks):
             return False
-        seq.slot, seq.num_cached = self.slots.acquire(seq, seq.tokens[: seq.num_prompt])
+        # Prompt logprobs need every prompt token's logits: no prefix may be reused.
+        prompt = seq.tokens[: 1 if seq.params.prompt_logprobs else seq.num_prompt]
+        seq.slot, seq.num_cached = self.slots.acquire(seq, prompt)
         seq.num_computed = seq.num_cached
         seq.status = SequenceStatus.RUNNING
         seq.queue_time_s = time.monotonic() - seq.arrived
@@ -128,10 +135,11 @@ class Scheduler:
         return True
 
     def _prefill(self, seq: Sequence, budget: int, out: SchedulerOutput) -> int:
-        n = min(seq.remaining_prompt(), budget)
+        scored = seq.params.prompt_logprobs
+        n = min(seq.remaining_prompt(), budget, PROMPT_LOGPROB_ROWS if scored else budget)
         start = seq.num_computed
         last = start + n == seq.num_prompt
-        out.chunks.append(Chunk(seq, seq.tokens[start : start + n], start, last))
+        out.chunks.append(Chunk(seq, seq.tokens[start : start + n], start, last, all_logits=scored))
         return n
 
     def start_forks(self, parent: Sequence) -> list[Sequence]:

@@ -53,6 +53,8 @@ class Sequence:
         self.queue_time_s = 0.0
         self.new_tokens: list[TokenInfo] = []
         self.new_text = ""
+        # Filled during prefill when params.prompt_logprobs asks (the first token has none).
+        self.prompt_logprobs: list[float | None] | None = [None] if params.prompt_logprobs else None
 
     @property
     def num_generated(self) -> int:
