@@ -1,4 +1,5 @@
-"""The TypeScript ``together-ai`` SDK (``ts/stream_chat.mjs``) streaming a chat under node.
+"""The TypeScript ``together-ai`` SDK under node: ``ts/stream_chat.mjs`` streams a chat,
+``ts/models_list.mjs`` lists models.
 
 The SDK reads on to EOF after ``[DONE]``, so a body left open would hang it: the subprocess
 timeout is part of what this checks (wire-contract.md "Stream framing").
@@ -11,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.e2e
 TS_DIR = Path(__file__).parent / "ts"
 
 
-def test_typescript_sdk_streams_chat_to_a_finish_reason(server: Server) -> None:
+def run_script(server: Server, script: str) -> Any:
+    """Run one script under node against ``server``; its last line of output, parsed."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
@@ -33,13 +36,19 @@ def test_typescript_sdk_streams_chat_to_a_finish_reason(server: Server) -> None:
         "TOGETHER_API_KEY": "unused",
         "TETHER_MODEL": server.model,
     }
-
     done = subprocess.run(
-        [node, "stream_chat.mjs"], cwd=TS_DIR, env=env, capture_output=True, text=True, timeout=90
+        [node, script], cwd=TS_DIR, env=env, capture_output=True, text=True, timeout=90
     )
-
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_typescript_sdk_lists_models(server: Server) -> None:
+    assert run_script(server, "models_list.mjs") == [{"id": server.model, "context_length": 2048}]
+
+
+def test_typescript_sdk_streams_chat_to_a_finish_reason(server: Server) -> None:
+    result = run_script(server, "stream_chat.mjs")
     assert result["text"].strip()
     assert result["finish_reason"] in {"stop", "length"}
     assert result["chunks"] >= 2
