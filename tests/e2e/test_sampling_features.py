@@ -156,17 +156,22 @@ def test_together_logprobs_int_on_completions(together_client: Together, server:
     _check_logprobs(choice.logprobs, choice.text, top=2)
 
 
+def openai_logprobs_request(server: Server) -> dict[str, Any]:
+    """What the openai SDK sends for logprobs: ``logprobs: true`` and ``top_logprobs``."""
+    return {
+        "model": server.model,
+        "messages": POEM,
+        "max_tokens": 6,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+
+
 def test_openai_logprobs_true_with_top_logprobs_on_chat(
     openai_client: openai.OpenAI, server: Server
 ) -> None:
-    answer = openai_client.chat.completions.create(
-        model=server.model,
-        messages=POEM,
-        max_tokens=6,
-        temperature=0,
-        logprobs=True,
-        top_logprobs=2,
-    )
+    answer = openai_client.chat.completions.create(**openai_logprobs_request(server))
 
     choice = answer.choices[0]
     assert choice.message.content
@@ -176,14 +181,7 @@ def test_openai_logprobs_true_with_top_logprobs_on_chat(
 def test_openai_stream_helper_with_logprobs(openai_client: openai.OpenAI, server: Server) -> None:
     """The SDK's ``chat.completions.stream()`` helper crashed on Together's float logprob in
     each chunk; asked with ``logprobs: true`` it now gets OpenAI's shape (issue 14)."""
-    with openai_client.chat.completions.stream(
-        model=server.model,
-        messages=POEM,
-        max_tokens=6,
-        temperature=0,
-        logprobs=True,
-        top_logprobs=2,
-    ) as stream:
+    with openai_client.chat.completions.stream(**openai_logprobs_request(server)) as stream:
         deltas = [event for event in stream if event.type == "logprobs.content.delta"]
         # get_final_completion() would raise LengthFinishReasonError (max_tokens is reached):
         # the snapshot is what the helper assembled from the chunks.

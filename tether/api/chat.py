@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tether.api import requests, responses
-from tether.api.endpoint import Call, GenerationEndpoint, Prompt
+from tether.api.endpoint import Call, EnvelopeEndpoint, Prompt
 from tether.api.errors import InvalidRequest
-from tether.api.responses import LogprobStyle
 from tether.api.serving import (
     ChoiceResult,
     Constraint,
-    UsageTally,
-    echo_prompt,
     render_chat_prompt,
     response_format_constraint,
 )
@@ -66,24 +63,9 @@ def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constrai
     return response_format_constraint(fmt)
 
 
-def _choice(result: ChoiceResult, plan: ToolPlan, style: LogprobStyle) -> dict[str, Any]:
-    tokens = result.logprob_tokens
-    lp: responses.Logprobs | dict[str, Any] | None = None
-    if style == "together":
-        lp = responses.logprobs_object(tokens)
-    elif style == "openai":
-        lp = responses.openai_logprobs_object(tokens)
-    text = result.text
-    calls = plan.parse(text)
-    if calls:
-        tool_calls = wire_tool_calls(calls)
-        return responses.chat_choice(result.index, None, tool_calls, "tool_calls", result.seed, lp)
-    reason = result.finish_reason.value
-    return responses.chat_choice(result.index, text, [], reason, result.seed, lp)
-
-
-class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
+class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
     schema = requests.ChatCompletionRequest
+    chat = True
 
     async def prepare(self, body: requests.ChatCompletionRequest) -> Prompt:
         plan = ToolPlan.from_request(body.tools, body.tool_choice)
@@ -93,30 +75,25 @@ class ChatService(GenerationEndpoint[requests.ChatCompletionRequest]):
         return Prompt(text, ids, constraint, plan)
 
     def streamer(self, call: Call[requests.ChatCompletionRequest]) -> ChoiceStreamer:
-        builder = responses.ChunkBuilder(
-            call.request_id,
-            call.model,
-            call.created,
-            chat=True,
-            logprobs=call.body.logprob_style,
-        )
         body = call.body
+        builder = self.chunk_builder(call)
         return ChatStreamer(builder, body.choices_n, body.include_usage, call.prompt.tools)
 
-    def response(
-        self,
-        call: Call[requests.ChatCompletionRequest],
-        results: list[ChoiceResult],
-        tally: UsageTally,
+    def choice(
+        self, call: Call[requests.ChatCompletionRequest], result: ChoiceResult
     ) -> dict[str, Any]:
+        tokens = result.logprob_tokens
         style = call.body.logprob_style
-        prompt = call.prompt
-        return responses.completion_response(
-            request_id=call.request_id,
-            model=call.model,
-            created=call.created,
-            chat=True,
-            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
-            choices=[_choice(result, prompt.tools, style) for result in results],
-            usage_=tally.wire(),
-        )
+        lp: responses.Logprobs | dict[str, Any] | None = None
+        if style == "together":
+            lp = responses.logprobs_object(tokens)
+        elif style == "openai":
+            lp = responses.openai_logprobs_object(tokens)
+        calls = call.prompt.tools.parse(result.text)
+        if calls:
+            tool_calls = wire_tool_calls(calls)
+            return responses.chat_choice(
+                result.index, None, tool_calls, "tool_calls", result.seed, lp
+            )
+        reason = result.finish_reason.value
+        return responses.chat_choice(result.index, result.text, [], reason, result.seed, lp)

@@ -19,7 +19,8 @@ from typing import Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api import requests
+from tether.api import requests, responses
+from tether.api.responses import LogprobStyle
 from tether.api.serving import (
     ChoiceResult,
     Constraint,
@@ -28,6 +29,7 @@ from tether.api.serving import (
     accept,
     cancel_on_disconnect,
     collect,
+    echo_prompt,
     start_generation,
 )
 from tether.api.streaming import ChoiceStreamer, event_stream
@@ -95,4 +97,40 @@ class GenerationEndpoint(Generic[RequestT]):
     def response(
         self, call: Call[RequestT], results: list[ChoiceResult], tally: UsageTally
     ) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class EnvelopeEndpoint(GenerationEndpoint[RequestT]):
+    """Chat and completions: Together's shared chunk envelope and response body
+    (``chat.completion`` / ``text.completion``). Subclasses say how one choice reads."""
+
+    chat: bool
+
+    def logprob_style(self, body: RequestT) -> LogprobStyle:
+        return body.logprob_style
+
+    def chunk_builder(self, call: Call[RequestT]) -> responses.ChunkBuilder:
+        return responses.ChunkBuilder(
+            call.request_id,
+            call.model,
+            call.created,
+            chat=self.chat,
+            logprobs=self.logprob_style(call.body),
+        )
+
+    def response(
+        self, call: Call[RequestT], results: list[ChoiceResult], tally: UsageTally
+    ) -> dict[str, Any]:
+        prompt = call.prompt
+        return responses.completion_response(
+            request_id=call.request_id,
+            model=call.model,
+            created=call.created,
+            chat=self.chat,
+            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
+            choices=[self.choice(call, result) for result in results],
+            usage_=tally.wire(),
+        )
+
+    def choice(self, call: Call[RequestT], result: ChoiceResult) -> dict[str, Any]:
         raise NotImplementedError

@@ -79,8 +79,6 @@ class EngineCore:
             for i in range(params.n)
         ]
         seqs[0].forks = seqs[1:]
-        for fork in seqs[1:]:
-            fork.prompt_logprobs = None  # the first choice prefills (and scores) the prompt
         return seqs
 
     def _grammar(self, spec: StructuredOutput) -> str:
@@ -255,8 +253,10 @@ class EngineCore:
             cached_tokens=seq.num_cached,
             seed=seq.seed,
             queue_time_s=seq.queue_time_s,
-            prompt_logprobs=seq.prompt_logprobs if seq.num_generated <= 1 else None,
+            # Complete once the prompt is in: handed over with the first output, then gone.
+            prompt_logprobs=seq.prompt_logprobs,
         )
+        seq.prompt_logprobs = None
         seq.new_tokens = []
         seq.new_text = ""
         return out

@@ -54,7 +54,9 @@ class Sequence:
         self.new_tokens: list[TokenInfo] = []
         self.new_text = ""
         # Filled during prefill when params.prompt_logprobs asks (the first token has none).
-        self.prompt_logprobs: list[float | None] | None = [None] if params.prompt_logprobs else None
+        # Only the first choice prefills the prompt, so only it scores it.
+        scored = params.prompt_logprobs and index == 0
+        self.prompt_logprobs: list[float | None] | None = [None] if scored else None
 
     @property
     def num_generated(self) -> int:
