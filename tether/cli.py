@@ -74,6 +74,7 @@ SERVE_FLAGS = (
     Flag("drain_timeout", float, "seconds running requests may finish after SIGTERM (default 30)"),
     Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),
     Flag("rate_limit_tpm", int, "tokens per minute per API key (default 0: no limit)"),
+    Flag("chat_template", str, "Jinja chat template file to use instead of the model's own"),
 )
 
 

@@ -7,7 +7,9 @@ map one-to-one onto the fields below; see ``tether/cli.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from tether.chat.template import ChatTemplate
 from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
 
 LOOPBACK = "127.0.0.1"
@@ -25,6 +27,7 @@ class ServerConfig:
     number of logical CPUs (measured best on a quiet 2-core machine). ``drain_timeout`` is
     how long running requests may finish after SIGTERM. ``rate_limit_rpm`` and
     ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
+    ``chat_template`` is the path of a Jinja chat template to use instead of the model's.
     """
 
     host: str = LOOPBACK
@@ -44,6 +47,7 @@ class ServerConfig:
     drain_timeout: float = 30.0
     rate_limit_rpm: int = 0
     rate_limit_tpm: int = 0
+    chat_template: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,6 +66,17 @@ class ServerConfig:
             raise ValueError("rate limits must be non-negative (0 turns a limit off)")
         if any(not key for key in self.api_keys):
             raise ValueError("api_keys must not contain empty keys")
+        if self.chat_template is not None:
+            ChatTemplate(self.chat_template_source())  # a broken template fails at startup
+
+    def chat_template_source(self) -> str | None:
+        """The text of ``chat_template``; ``ValueError`` when it cannot be read."""
+        if self.chat_template is None:
+            return None
+        try:
+            return Path(self.chat_template).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"chat_template: cannot read {self.chat_template!r}: {exc}") from exc
 
     @property
     def auth_enabled(self) -> bool:

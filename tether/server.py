@@ -36,7 +36,8 @@ def build_app(config: ServerConfig) -> FastAPI:
         await engine.start()
         try:
             # A model whose chat template does not compile fails here, not on a request.
-            ChatTemplate(engine.chat_template)
+            if config.chat_template is None:
+                ChatTemplate(engine.chat_template)
             log.info(
                 "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
                 config.model_id,

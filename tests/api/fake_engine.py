@@ -9,10 +9,12 @@ end by EOS (``stop``) or by length, or raise part-way. Aborts and requests are r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tether.chat.messages import Function, Message
+from tether.chat.reasoning import ReasoningMarkers
 from tether.engine.errors import ContextLengthExceededError, EngineError
 from tether.engine.request import (
     EngineStats,
@@ -53,6 +55,10 @@ class FakeEngine:
     waiting: int = 0
     requests: list[GenerationRequest] = field(default_factory=list)
     templates: list[tuple[list[Message], list[Function]]] = field(default_factory=list)
+    variables: list[dict[str, Any]] = field(default_factory=list)
+    # Set: the renderer is a reasoning model's, opening ``<think>`` unless told not to.
+    reasoning_markers: ReasoningMarkers | None = None
+    always_opens: bool = False  # like DeepSeek R1's template: opens it whatever it is told
     aborted: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)
     ended_by: EngineError | None = None
@@ -71,11 +77,23 @@ class FakeEngine:
 
     chat_template: str | None = None  # the Engine protocol's; the API tests pass ``render``
 
-    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str:
-        """A recording chat renderer (``create_app(..., chat=engine)``): ``<role>content``."""
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Function],
+        variables: Mapping[str, Any],
+    ) -> str:
+        """A recording chat renderer (``create_app(..., chat=engine)``): ``<role>content``;
+        with ``reasoning_markers``, the assistant's turn opens reasoning unless
+        ``enable_thinking`` is false."""
         self.templates.append((list(messages), list(tools)))
+        self.variables.append(dict(variables))
         turns = "".join(f"<{m.role}>{m.content or ''}" for m in messages)
-        return f"{turns}<assistant>"
+        opening = "<assistant>"
+        thinking = self.always_opens or variables.get("enable_thinking", True)
+        if self.reasoning_markers is not None and thinking:
+            opening += self.reasoning_markers.start + "\n"
+        return f"{turns}{opening}"
 
     def generate(self, request: GenerationRequest) -> FakeStream:
         self.requests.append(request)

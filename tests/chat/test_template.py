@@ -201,3 +201,48 @@ def test_sandbox_escapes_are_template_errors(source: str) -> None:
 def test_template_that_does_not_compile_is_rejected_at_load() -> None:
     with pytest.raises(ValueError, match="does not compile"):
         ChatTemplate("{% for m in messages %}")
+
+
+# --- reasoning models -------------------------------------------------------------------------
+
+# Qwen3's template, cut to what concerns reasoning: earlier thinking from
+# ``reasoning_content``, and ``enable_thinking=false`` writes an empty thinking block.
+QWEN3 = (
+    "{% for message in messages %}<|im_start|>{{ message.role }}\n"
+    "{% if message.role == 'assistant' and message.reasoning_content %}"
+    "<think>\n{{ message.reasoning_content }}\n</think>\n\n{% endif %}"
+    "{{ message.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "<think>\n\n</think>\n\n{% endif %}{% endif %}"
+    "{% if reasoning_effort is defined %}[effort {{ reasoning_effort }}]{% endif %}"
+)
+
+
+def test_a_reasoning_template_has_its_markers() -> None:
+    markers = ChatTemplate(QWEN3).reasoning_markers
+    assert markers is not None and (markers.start, markers.end) == ("<think>", "</think>")
+    assert GEMMA.reasoning_markers is None
+    assert ChatTemplate(CHATML).reasoning_markers is None
+
+
+def test_template_variables_reach_the_template() -> None:
+    template = ChatTemplate(QWEN3)
+    on = template.render([user("Hi")])
+    off = template.render([user("Hi")], variables={"enable_thinking": False})
+    assert on.endswith("<|im_start|>assistant\n")
+    assert off.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert template.render([user("Hi")], variables={"reasoning_effort": "low"}).endswith(
+        "[effort low]"
+    )
+
+
+def test_an_earlier_answers_reasoning_reaches_the_template() -> None:
+    answered = Message("assistant", "4", reasoning="Two and two.")
+    prompt = ChatTemplate(QWEN3).render([user("2+2?"), answered, user("3+3?")])
+    assert "<|im_start|>assistant\n<think>\nTwo and two.\n</think>\n\n4<|im_end|>" in prompt
+
+
+def test_the_servers_own_variables_cannot_be_replaced() -> None:
+    with pytest.raises(ChatTemplateError, match="messages"):
+        ChatTemplate(QWEN3).render([user("Hi")], variables={"messages": []})

@@ -84,7 +84,9 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     app = FastAPI(title="tether", docs_url=None, redoc_url=None, openapi_url=None)
     metrics = Metrics(engine)
     limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
-    renderer = chat if chat is not None else EngineChatTemplate(engine)
+    renderer = chat
+    if renderer is None:
+        renderer = EngineChatTemplate(engine, config.chat_template_source())
     ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter, renderer)
     auth = ApiKeyAuth(config.api_keys)
     v1 = _v1_router(ctx)

@@ -10,41 +10,74 @@ from tether.api.errors import InvalidRequest
 from tether.api.serving import (
     ChoiceResult,
     Constraint,
+    UsageTally,
     render_chat_prompt,
     response_format_constraint,
 )
 from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
 from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
+from tether.chat.reasoning import Part, Reasoning
 from tether.chat.tool_calls import ParsedCall
-from tether.engine.request import FinishReason, StepOutput
+from tether.engine.request import FinishReason, StepOutput, TokenInfo
 
 
 class ChatStreamer(EnvelopeStreamer):
-    """Chat chunks; with tools, each choice's text goes through a ``ToolCallBuffer``."""
+    """Chat chunks. A reasoning model's text is split into reasoning and content first
+    (``ReasoningSplitter``); with tools, the content goes through a ``ToolCallBuffer``."""
 
     def __init__(
-        self, builder: responses.ChunkBuilder, n: int, include_usage: bool, plan: ToolPlan
+        self,
+        builder: responses.ChunkBuilder,
+        n: int,
+        include_usage: bool,
+        plan: ToolPlan,
+        reasoning: Reasoning | None,
     ) -> None:
         super().__init__(builder, n, include_usage)
         buffers = [plan.buffer() for _ in range(n)]
         self._buffers = None if plan.mode == "none" else [b for b in buffers if b is not None]
+        self._splitters = None if reasoning is None else [reasoning.splitter() for _ in range(n)]
 
     def on_output(self, out: StepOutput) -> list[Chunk]:
-        if self._buffers is None:
+        if self._buffers is None and self._splitters is None:
             return super().on_output(out)
-        buffer = self._buffers[out.index]
-        text = buffer.feed(out.text) if out.text else ""
-        chunks = [self.text_chunk(out.index, text, out.tokens)] if text else []
+        index = out.index
+        splitter = self._splitters[index] if self._splitters is not None else None
+        if splitter is None:
+            parts: list[tuple[Part, str]] = [("content", out.text)] if out.text else []
+        else:
+            parts = splitter.feed(out.text, len(out.tokens))
+        chunks = self._part_chunks(index, parts, out.tokens)
         if out.finish_reason is None:
             return chunks
-        held, calls = buffer.finish()
-        if held:
-            chunks.append(self.text_chunk(out.index, held, out.tokens))
+        if splitter is not None:
+            chunks += self._part_chunks(index, splitter.finish(), () if chunks else out.tokens)
+            self._tally.add_reasoning(splitter.reasoning_tokens)
         reason = out.finish_reason.value
-        if calls:
-            chunks.extend(self._tool_call_chunks(out.index, calls))
-            reason = FinishReason.TOOL_CALLS.value
+        if self._buffers is not None:
+            held, calls = self._buffers[index].finish()
+            if held:
+                chunks.append(self.text_chunk(index, held, ()))
+            if calls:
+                chunks.extend(self._tool_call_chunks(index, calls))
+                reason = FinishReason.TOOL_CALLS.value
         chunks.append(self.finish_chunk(out, reason, self.finish_usage(out)))
+        return chunks
+
+    def _part_chunks(
+        self, index: int, parts: list[tuple[Part, str]], tokens: list[TokenInfo] | tuple[()]
+    ) -> list[Chunk]:
+        """Chunks for the pieces; the tokens that released them name the first chunk only."""
+        chunks: list[Chunk] = []
+        for part, piece in parts:
+            if part == "reasoning":
+                chunks.append(self.builder.text(index, piece, tokens, reasoning=True))
+            else:
+                text = self._buffers[index].feed(piece) if self._buffers is not None else piece
+                if not text:
+                    continue
+                chunks.append(self.text_chunk(index, text, tokens))
+            tokens = ()
         return chunks
 
     def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:
@@ -71,17 +104,42 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         plan = ToolPlan.from_request(body.tools, body.tool_choice)
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
-        text, ids = await render_chat_prompt(self.ctx, messages, plan.functions)
-        return Prompt(text, ids, constraint, plan)
+        prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
+        return Prompt(prompt.text, prompt.ids, constraint, plan, prompt.reasoning)
 
     def streamer(self, call: Call[requests.ChatCompletionRequest]) -> ChoiceStreamer:
         body = call.body
         builder = self.chunk_builder(call)
-        return ChatStreamer(builder, body.choices_n, body.include_usage, call.prompt.tools)
+        prompt = call.prompt
+        return ChatStreamer(
+            builder, body.choices_n, body.include_usage, prompt.tools, prompt.reasoning
+        )
+
+    def choices(
+        self,
+        call: Call[requests.ChatCompletionRequest],
+        results: list[ChoiceResult],
+        tally: UsageTally,
+    ) -> list[dict[str, Any]]:
+        reasoning = call.prompt.reasoning
+        if reasoning is None:
+            return super().choices(call, results, tally)
+        choices = []
+        for result in results:
+            thought, content, tokens = reasoning.split(result.outputs())
+            tally.add_reasoning(tokens)
+            choice = self.choice(call, result, content)
+            choices.append(responses.add_reasoning(choice, thought))
+        return choices
 
     def choice(
-        self, call: Call[requests.ChatCompletionRequest], result: ChoiceResult
+        self,
+        call: Call[requests.ChatCompletionRequest],
+        result: ChoiceResult,
+        content: str | None = None,
     ) -> dict[str, Any]:
+        """One choice; ``content`` is the answer's text when it is not all of the text."""
+        text = result.text if content is None else content
         tokens = result.logprob_tokens
         style = call.body.logprob_style
         lp: responses.Logprobs | dict[str, Any] | None = None
@@ -89,11 +147,11 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
             lp = responses.logprobs_object(tokens)
         elif style == "openai":
             lp = responses.openai_logprobs_object(tokens)
-        calls = call.prompt.tools.parse(result.text)
+        calls = call.prompt.tools.parse(text)
         if calls:
             tool_calls = wire_tool_calls(calls)
             return responses.chat_choice(
                 result.index, None, tool_calls, "tool_calls", result.seed, lp
             )
         reason = result.finish_reason.value
-        return responses.chat_choice(result.index, result.text, [], reason, result.seed, lp)
+        return responses.chat_choice(result.index, text, [], reason, result.seed, lp)

@@ -34,6 +34,7 @@ from tether.api.serving import (
 )
 from tether.api.streaming import ChoiceStreamer, event_stream
 from tether.api.tool_calls import ToolPlan
+from tether.chat.reasoning import Reasoning
 
 RequestT = TypeVar("RequestT", bound=requests.SamplingRequest)
 
@@ -46,6 +47,7 @@ class Prompt:
     ids: list[int]
     constraint: Constraint | None
     tools: ToolPlan = field(default_factory=ToolPlan.none)
+    reasoning: Reasoning | None = None  # a reasoning model's chat request
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +124,22 @@ class EnvelopeEndpoint(GenerationEndpoint[RequestT]):
         self, call: Call[RequestT], results: list[ChoiceResult], tally: UsageTally
     ) -> dict[str, Any]:
         prompt = call.prompt
+        choices = self.choices(call, results, tally)  # before usage: it may count into tally
         return responses.completion_response(
             request_id=call.request_id,
             model=call.model,
             created=call.created,
             chat=self.chat,
             prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
-            choices=[self.choice(call, result) for result in results],
+            choices=choices,
             usage_=tally.wire(),
         )
+
+    def choices(
+        self, call: Call[RequestT], results: list[ChoiceResult], tally: UsageTally
+    ) -> list[dict[str, Any]]:
+        """The response's choices (counting into ``tally`` what only they know)."""
+        return [self.choice(call, result) for result in results]
 
     def choice(self, call: Call[RequestT], result: ChoiceResult) -> dict[str, Any]:
         raise NotImplementedError

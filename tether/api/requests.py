@@ -22,6 +22,7 @@ from pydantic import (
 
 from tether.api.responses import LogprobStyle
 from tether.chat import messages as chat
+from tether.chat.template import RESERVED_VARIABLES
 from tether.engine.errors import InvalidRequestError
 from tether.engine.sampling_params import MAX_TOP_LOGPROBS
 
@@ -84,6 +85,10 @@ class ChatMessage(_Wire):
     tool_calls: list[ToolCallMessage] | None = None
     tool_call_id: str | None = None
     function_call: FunctionCall | None = None
+    # An earlier answer's thinking (Together and vLLM: ``reasoning``; DeepSeek's API and
+    # older clients: ``reasoning_content``).
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
     def to_chat(self, index: int) -> chat.Message:
         """The message for the chat layer: OpenAI's ``developer`` is ``system``; text parts
@@ -107,6 +112,7 @@ class ChatMessage(_Wire):
             tool_calls=tuple(call.to_chat(index) for call in calls or ()),
             name=self.name,
             tool_call_id=self.tool_call_id,
+            reasoning=self.reasoning if self.reasoning is not None else self.reasoning_content,
         )
 
 
@@ -251,10 +257,61 @@ class SamplingRequest(_Wire):
         return self.model_dump(exclude_none=True, by_alias=True)
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
+
+class ReasoningOptions(_Wire):
+    enabled: bool | None = None
+    effort: ReasoningEffort | None = None
+
+
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
+    # Reasoning models (wire-contract.md "Requests"): all three reach the chat template.
+    reasoning: ReasoningOptions | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        reserved = sorted(RESERVED_VARIABLES.intersection(value or {}))
+        if reserved:
+            raise ValueError(f"{reserved[0]!r} is set by the server")
+        return value
+
+    @property
+    def effort(self) -> ReasoningEffort | None:
+        if self.reasoning_effort is not None:
+            return self.reasoning_effort
+        return self.reasoning.effort if self.reasoning is not None else None
+
+    @property
+    def reasoning_enabled(self) -> bool | None:
+        """Whether the request turned reasoning on or off (None: the template's default)."""
+        kwargs = self.chat_template_kwargs or {}
+        if isinstance(kwargs.get("enable_thinking"), bool):
+            return bool(kwargs["enable_thinking"])
+        if self.reasoning is not None and self.reasoning.enabled is not None:
+            return self.reasoning.enabled
+        if self.effort is not None:
+            return self.effort != "none"
+        return None
+
+    def template_variables(self) -> dict[str, Any]:
+        """What the chat template is rendered with besides the messages: Qwen3's and GLM's
+        ``enable_thinking``, DeepSeek V3.1's ``thinking``, gpt-oss's ``reasoning_effort``,
+        then ``chat_template_kwargs`` as given (they win)."""
+        variables: dict[str, Any] = {}
+        enabled = self.reasoning_enabled
+        if enabled is not None:
+            variables["enable_thinking"] = variables["thinking"] = enabled
+        if self.effort is not None and self.effort != "none":
+            variables["reasoning_effort"] = self.effort
+        variables.update(self.chat_template_kwargs or {})
+        return variables
 
 
 class CompletionRequest(SamplingRequest):

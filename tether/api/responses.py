@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from tether.engine.request import TokenInfo
 
@@ -25,6 +25,7 @@ class Usage(TypedDict):
     completion_tokens: int
     total_tokens: int
     cached_tokens: int
+    completion_tokens_details: NotRequired[dict[str, int]]
 
 
 class ErrorDetail(TypedDict):
@@ -63,13 +64,22 @@ def finite(logprob: float) -> float:
     return logprob if logprob > LOGPROB_FLOOR else LOGPROB_FLOOR
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
-    return {
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int,
+    reasoning_tokens: int | None = None,
+) -> Usage:
+    """``reasoning_tokens`` (of the completion) only for a reasoning model's request."""
+    wire: Usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "cached_tokens": cached_tokens,
     }
+    if reasoning_tokens is not None:
+        wire["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return wire
 
 
 def token_object(token: TokenInfo | None) -> TokenObject | None:
@@ -190,23 +200,30 @@ class ChunkBuilder:
             "usage": usage_,
         }
 
-    def text(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> dict[str, Any]:
+    def text(
+        self, index: int, text: str, tokens: Sequence[TokenInfo], *, reasoning: bool = False
+    ) -> dict[str, Any]:
         """A text piece, named after the last of the ``tokens`` that released it.
 
         ``choices[].logprobs`` is ``null`` unless the request asked (a float there breaks
         LangChain's streaming): Together's float and ``top_logprobs`` dict for an integer
         ``logprobs``, OpenAI's ``{"content": [...]}`` for ``logprobs: true`` (the openai SDK's
         stream helper reads that). ``token.logprob`` always has the value (wire-contract.md
-        "Chat chunk").
+        "Chat chunk"). A ``reasoning`` piece goes in ``delta.reasoning`` (and
+        ``reasoning_content``, the older name), never in ``content``.
         """
         token = tokens[-1] if tokens else None
+        token_id = None if token is None else token.id
+        delta = self._delta(None if reasoning else text, token_id)
+        if reasoning:
+            delta["reasoning"] = delta["reasoning_content"] = text
         choice: dict[str, Any] = {
             "index": index,
-            "text": text,
+            "text": "" if reasoning else text,
             "logprobs": None,
             "finish_reason": None,
             "seed": None,
-            "delta": self._delta(text, None if token is None else token.id),
+            "delta": delta,
         }
         if self._logprobs == "openai":
             choice["logprobs"] = openai_logprobs_object(tokens)
@@ -326,6 +343,12 @@ def chat_choice(
         "seed": seed,
         "message": {"role": "assistant", "content": content, "tool_calls": tool_calls},
     }
+
+
+def add_reasoning(choice: dict[str, Any], reasoning: str | None) -> dict[str, Any]:
+    """A reasoning model's ``message.reasoning`` (and ``reasoning_content``, the older name)."""
+    choice["message"]["reasoning"] = choice["message"]["reasoning_content"] = reasoning
+    return choice
 
 
 def completion_choice(

@@ -7,7 +7,7 @@ that raises here does so before any streaming starts, so the client gets a real 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from tether.api.middleware import add_response_headers, request_id
 from tether.api.models import ModelCatalog
 from tether.api.rate_limit import RateLimiter
 from tether.chat.messages import Function, Message
+from tether.chat.reasoning import Reasoning, ReasoningMarkers
 from tether.chat.template import ChatTemplate, ChatTemplateError
 from tether.config import ServerConfig
 from tether.engine.base import Engine, RequestStream
@@ -62,21 +63,44 @@ class ServingContext:
 class ChatRenderer(Protocol):
     """Renders chat messages into prompt text (``tether.chat.template.ChatTemplate``)."""
 
-    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str: ...
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Function],
+        variables: Mapping[str, Any],
+    ) -> str: ...
+
+    @property
+    def reasoning_markers(self) -> ReasoningMarkers | None: ...
 
 
 class EngineChatTemplate:
-    """The served model's own chat template (or Gemma's format when it has none), read from
-    the engine once it has loaded."""
+    """The chat template in force: ``--chat-template``'s (``source``), else the served
+    model's own (or Gemma's format when it has none), read from the engine once it has
+    loaded."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, source: str | None = None) -> None:
         self._engine = engine
-        self._template: ChatTemplate | None = None
+        # A template given by the operator is compiled now: a broken one fails at startup.
+        self._template = ChatTemplate(source) if source is not None else None
 
-    def render(self, messages: Sequence[Message], tools: Sequence[Function]) -> str:
+    @property
+    def template(self) -> ChatTemplate:
         if self._template is None:
             self._template = ChatTemplate(self._engine.chat_template)
-        return self._template.render(messages, tools)
+        return self._template
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Function],
+        variables: Mapping[str, Any],
+    ) -> str:
+        return self.template.render(messages, tools, variables)
+
+    @property
+    def reasoning_markers(self) -> ReasoningMarkers | None:
+        return self.template.reasoning_markers
 
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -139,22 +163,38 @@ async def accept(
     return Accepted(timer, rid, body, model)
 
 
+class ChatPrompt(NamedTuple):
+    text: str
+    ids: list[int]
+    reasoning: Reasoning | None  # set when the template is a reasoning model's
+
+
 async def render_chat_prompt(
-    ctx: ServingContext, messages: list[Message], tools: Sequence[Function]
-) -> tuple[str, list[int]]:
+    ctx: ServingContext,
+    messages: list[Message],
+    tools: Sequence[Function],
+    body: requests.ChatCompletionRequest,
+) -> ChatPrompt:
     """Chat template, then token ids (BOS added by the tokenizer)."""
-    size = sum(len(message.content or "") for message in messages)
-    return await _off_loop_if_long(size, _template_and_tokenize, ctx, messages, tools)
+    size = sum(len(message.content or "") + len(message.reasoning or "") for message in messages)
+    return await _off_loop_if_long(size, _template_and_tokenize, ctx, messages, tools, body)
 
 
 def _template_and_tokenize(
-    ctx: ServingContext, messages: list[Message], tools: Sequence[Function]
-) -> tuple[str, list[int]]:
+    ctx: ServingContext,
+    messages: list[Message],
+    tools: Sequence[Function],
+    body: requests.ChatCompletionRequest,
+) -> ChatPrompt:
     try:
-        text = ctx.chat.render(messages, tools)
+        text = ctx.chat.render(messages, tools, body.template_variables())
     except ChatTemplateError as exc:
         raise InvalidRequest(f"messages: {exc}", "messages") from exc
-    return text, ctx.engine.tokenize(text, add_special=True)
+    reasoning = None
+    markers = ctx.chat.reasoning_markers
+    if markers is not None:
+        reasoning, text = Reasoning.for_prompt(markers, text, body.reasoning_enabled)
+    return ChatPrompt(text, ctx.engine.tokenize(text, add_special=True), reasoning)
 
 
 async def tokenize_prompt(engine: Engine, text: str) -> list[int]:
@@ -279,6 +319,7 @@ class ChoiceResult:
 
     index: int
     pieces: list[str] = field(default_factory=list)
+    piece_tokens: list[int] = field(default_factory=list)  # how many tokens each piece took
     tokens: list[TokenInfo] = field(default_factory=list)
     finish_reason: FinishReason = FinishReason.STOP
     seed: int | None = None
@@ -287,6 +328,10 @@ class ChoiceResult:
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    def outputs(self) -> zip[tuple[str, int]]:
+        """``(text, tokens)`` for each output, in order."""
+        return zip(self.pieces, self.piece_tokens, strict=True)
 
     @property
     def logprob_tokens(self) -> list[TokenInfo]:
@@ -302,6 +347,10 @@ class UsageTally:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cached_tokens = 0
+        self.reasoning_tokens: int | None = None  # counted for a reasoning model's request
+
+    def add_reasoning(self, tokens: int) -> None:
+        self.reasoning_tokens = (self.reasoning_tokens or 0) + tokens
 
     def add_finished(self, prompt_tokens: int, completion_tokens: int, cached: int) -> None:
         self._pending -= 1
@@ -314,7 +363,9 @@ class UsageTally:
         return self._pending <= 0
 
     def wire(self) -> responses.Usage:
-        return responses.usage(self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+        return responses.usage(
+            self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.reasoning_tokens
+        )
 
 
 async def collect(
@@ -329,8 +380,9 @@ async def collect(
             result = results[out.index]
             if out.prompt_logprobs is not None and result.prompt_logprobs is None:
                 result.prompt_logprobs = out.prompt_logprobs
-            if out.text:
+            if out.text or out.tokens:
                 result.pieces.append(out.text)
+                result.piece_tokens.append(len(out.tokens))
             if keep_tokens:
                 result.tokens.extend(out.tokens)
             if out.finish_reason is not None:

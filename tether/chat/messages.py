@@ -41,9 +41,18 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     name: str | None = None
     tool_call_id: str | None = None
+    reasoning: str | None = None  # an earlier assistant turn's thinking
+
+    def reasoning_fields(self) -> dict[str, str]:
+        """An assistant turn's reasoning under the names templates read: Qwen3 and DeepSeek's
+        ``reasoning_content``, and ``reasoning``."""
+        if self.reasoning is None:
+            return {}
+        return {"reasoning_content": self.reasoning, "reasoning": self.reasoning}
 
     def for_template(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": self.role, "content": self.content}
+        message.update(self.reasoning_fields())
         if self.tool_calls:
             message["tool_calls"] = [call.for_template() for call in self.tool_calls]
         if self.name is not None:

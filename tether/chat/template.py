@@ -13,7 +13,7 @@ the system text, calls and results as tagged text) before rendering.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,13 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tether.chat.messages import Function, Message
+from tether.chat.reasoning import ReasoningMarkers
 from tether.chat.tool_calls import plain_messages
+
+# Variables every render sets; a request's template variables cannot replace them.
+RESERVED_VARIABLES = frozenset(
+    {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}
+)
 
 
 class ChatTemplateError(ValueError):
@@ -36,7 +42,8 @@ class ChatTemplate:
 
     ``source`` is the GGUF's ``tokenizer.chat_template`` or None for Gemma's format; a source
     that does not compile raises ``ValueError``. The prompt never starts with ``bos_token``:
-    the tokenizer adds BOS.
+    the tokenizer adds BOS. ``reasoning_markers`` are the template's thinking markers, if it
+    is a reasoning model's.
     """
 
     def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
@@ -44,6 +51,7 @@ class ChatTemplate:
         self._eos_token = eos_token
         self._template: jinja2.Template | None = None
         self._native_tools = False
+        self.reasoning_markers = ReasoningMarkers.detect(source)
         if source is not None:
             environment = _sandbox()
             try:
@@ -62,9 +70,14 @@ class ChatTemplate:
         self,
         messages: Sequence[Message],
         tools: Sequence[Function] = (),
+        variables: Mapping[str, Any] | None = None,
         add_generation_prompt: bool = True,
     ) -> str:
-        """The prompt text; raises ``ChatTemplateError`` for messages it cannot render."""
+        """The prompt text; raises ``ChatTemplateError`` for messages it cannot render.
+
+        ``variables`` are extra template variables (a request's ``chat_template_kwargs``,
+        e.g. ``enable_thinking``); Gemma's built-in format has none.
+        """
         if self._template is None or not self._native_tools:
             rendered = plain_messages(messages, tools)
         else:
@@ -72,17 +85,24 @@ class ChatTemplate:
         if self._template is None:
             return _render_gemma(rendered, add_generation_prompt)
         native = [tool.for_template() for tool in tools] if tools and self._native_tools else None
-        return self._render_jinja(self._template, rendered, native, add_generation_prompt)
+        return self._render_jinja(
+            self._template, rendered, native, variables or {}, add_generation_prompt
+        )
 
     def _render_jinja(
         self,
         template: jinja2.Template,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
+        variables: Mapping[str, Any],
         add_generation_prompt: bool,
     ) -> str:
+        reserved = sorted(RESERVED_VARIABLES.intersection(variables))
+        if reserved:
+            raise ChatTemplateError(f"template variable {reserved[0]!r} is set by the server")
         try:
             text = template.render(
+                **variables,
                 messages=messages,
                 tools=tools,
                 add_generation_prompt=add_generation_prompt,

@@ -54,7 +54,8 @@ def plain_messages(messages: Sequence[Message], tools: Sequence[Function]) -> li
             )
             calls = [_format_call(call.name, call.arguments) for call in message.tool_calls]
             parts = [message.content or "", *calls]
-            plain.append({"role": "assistant", "content": "\n".join(p for p in parts if p)})
+            content = "\n".join(p for p in parts if p)
+            plain.append({"role": "assistant", "content": content, **message.reasoning_fields()})
         elif message.role == "tool":
             plain.append({"role": "user", "content": _tool_response(message, names_by_call_id)})
         else:
