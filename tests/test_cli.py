@@ -24,6 +24,8 @@ from tether.client.api import base_url, choice_text, model_cards, sse_data
 from tether.client.chat import ChatSession, run_chat
 from tether.config import DEFAULT_MODEL_ID, ServerConfig
 
+EXAMPLE_TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "gemma-think.jinja"
+
 STATS = re.compile(r"^\[(\d+) tokens, [\d.]+ tokens/s, first token \d+ ms\]$", re.MULTILINE)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -69,6 +71,7 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_DRAIN_TIMEOUT": "5.5",
         "TETHER_RATE_LIMIT_RPM": "60",
         "TETHER_RATE_LIMIT_TPM": "10000",
+        "TETHER_CHAT_TEMPLATE": str(EXAMPLE_TEMPLATE),
         "TETHER_API_KEYS": "k1, k2",
     }
     assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
@@ -88,6 +91,7 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         drain_timeout=5.5,
         rate_limit_rpm=60,
         rate_limit_tpm=10000,
+        chat_template=str(EXAMPLE_TEMPLATE),
         api_keys=("k1", "k2"),
     )
 
@@ -103,6 +107,17 @@ def test_a_bad_serve_value_is_a_usage_error_naming_the_field() -> None:
     result = tether("serve", "--max-seqs", "999")
     assert result.returncode == 2
     assert "max_seqs must be in [1, 256]" in result.stderr
+
+
+def test_a_chat_template_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
+    result = tether("serve", "--chat-template", str(tmp_path / "missing.jinja"))
+    assert result.returncode == 2
+    assert "chat_template: cannot read" in result.stderr
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{% for m in messages %}")
+    result = tether("serve", "--chat-template", str(broken))
+    assert result.returncode == 2
+    assert "the chat template does not compile" in result.stderr
 
 
 def test_a_bad_boolean_in_the_environment_is_a_usage_error() -> None:

@@ -9,6 +9,7 @@ import pytest
 from tests.api.conftest import CHAT, chat_body, sse_json
 from tests.api.fake_engine import FakeEngine, Script
 from tether.chat.reasoning import ReasoningMarkers
+from tether.engine.structured import ThinkingPrefix
 
 THINK = ReasoningMarkers("<think>", "</think>")
 ANSWER = ["Two", " and two.", "\n</thi", "nk>\n\n", "4"]
@@ -31,7 +32,7 @@ async def test_streamed_reasoning_is_in_delta_reasoning_never_in_content(
     chunks = sse_json(response.content)
     reasoning = "".join(d.get("reasoning") or "" for d in deltas(chunks))
     content = "".join(d["content"] or "" for d in deltas(chunks))
-    assert reasoning == "Two and two.\n"
+    assert reasoning == "Two and two."
     assert content == "4"
     thinking = [d for d in deltas(chunks) if d.get("reasoning")]
     assert all(d["reasoning_content"] == d["reasoning"] and d["content"] is None for d in thinking)
@@ -44,7 +45,7 @@ async def test_streamed_reasoning_is_in_delta_reasoning_never_in_content(
 async def test_reasoning_chunks_carry_their_token_and_logprob(client: httpx.AsyncClient) -> None:
     response = await client.post(CHAT, json=chat_body(stream=True, logprobs=1))
     thinking = [c for c in sse_json(response.content) if c["choices"][0]["delta"].get("reasoning")]
-    assert [c["token"]["text"] for c in thinking] == ["o", ".", "i"]  # each output's last
+    assert [c["token"]["text"] for c in thinking] == ["o", "."]  # each output's last
     assert all(isinstance(c["choices"][0]["logprobs"], float) for c in thinking)
 
 
@@ -53,7 +54,7 @@ async def test_non_streaming_message_has_reasoning_and_usage_counts_it(
 ) -> None:
     body = (await client.post(CHAT, json=chat_body())).json()
     message = body["choices"][0]["message"]
-    assert message["reasoning"] == message["reasoning_content"] == "Two and two.\n"
+    assert message["reasoning"] == message["reasoning_content"] == "Two and two."
     assert message["content"] == "4"
     assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": REASONING_TOKENS}
 
@@ -67,7 +68,7 @@ async def test_each_of_n_choices_splits_on_its_own(client: httpx.AsyncClient) ->
             for c in chunks
             if c["choices"] and c["choices"][0]["index"] == index
         ]
-        assert "".join(d.get("reasoning") or "" for d in mine) == "Two and two.\n"
+        assert "".join(d.get("reasoning") or "" for d in mine) == "Two and two."
         assert "".join(d["content"] or "" for d in mine) == "4"
     assert chunks[-1]["usage"]["completion_tokens_details"] == {
         "reasoning_tokens": 2 * REASONING_TOKENS
@@ -190,3 +191,16 @@ async def test_a_tool_call_after_reasoning_is_a_tool_call(
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["reasoning"] == "Weather needed."
+
+
+async def test_a_constraint_applies_to_the_answer_after_the_reasoning(
+    engine: FakeEngine, client: httpx.AsyncClient
+) -> None:
+    fmt = {"type": "json_object"}
+    await client.post(CHAT, json=chat_body(response_format=fmt))
+    spec = engine.requests[-1].params.structured
+    assert spec is not None and spec.json_schema == {"type": "object"}
+    assert spec.thinking == ThinkingPrefix("</think>")  # the prompt opened <think>
+    await client.post(CHAT, json=chat_body(response_format=fmt, reasoning={"enabled": False}))
+    spec = engine.requests[-1].params.structured
+    assert spec is not None and spec.thinking == ThinkingPrefix("</think>", "<think>")

@@ -43,7 +43,7 @@ def run(
 
 def test_text_before_the_end_marker_is_reasoning_and_after_it_content() -> None:
     pieces, reasoning_tokens = run([b"Two", b" plus two.", b"\n</think>", b"\n\n", b"4"])
-    assert pieces == [("reasoning", "Two plus two.\n"), ("content", "4")]
+    assert pieces == [("reasoning", "Two plus two."), ("content", "4")]
     assert reasoning_tokens == 3  # the tokens up to and including the end marker
 
 
@@ -137,3 +137,10 @@ def test_split_of_a_finished_choice() -> None:
     reasoning = Reasoning(THINK, opened=True)
     assert reasoning.split([("a", 1), ("b</think>", 2), ("\nc", 1)]) == ("ab", "c", 3)
     assert reasoning.split([("</think>", 1), ("only", 1)]) == (None, "only", 1)
+
+
+def test_whitespace_before_the_end_marker_is_held_then_dropped() -> None:
+    splitter = ReasoningSplitter(THINK, in_reasoning=True)
+    assert splitter.feed("a \n", 1) == [("reasoning", "a")]
+    assert splitter.feed(" b\n", 1) == [("reasoning", " \n b")]  # inner whitespace is text
+    assert splitter.feed("\n</think>\n\nc", 1) == [("content", "c")]

@@ -1,11 +1,13 @@
-"""LangChain's ``ChatOpenAI`` against a real server (issue 14): it streamed into a
-``TypeError`` on Together's float ``logprobs`` that nobody asked for, and it sends
-``max_completion_tokens`` (not ``max_tokens``), which Tether ignored."""
+"""LangChain against a real server (issue 14): ``langchain-openai``'s ``ChatOpenAI`` streamed
+into a ``TypeError`` on Together's float ``logprobs`` that nobody asked for, and it sends
+``max_completion_tokens`` (not ``max_tokens``), which Tether ignored; ``langchain-together``'s
+``ChatTogether`` (the same client underneath, pointed at Together's API) works unchanged."""
 
 from __future__ import annotations
 
 import pytest
 from langchain_openai import ChatOpenAI
+from langchain_together import ChatTogether
 
 from tests.e2e.conftest import Server
 
@@ -41,5 +43,32 @@ def test_streaming_with_usage_counts_usage_once_and_honours_max_tokens(server: S
 def test_invoke_honours_max_tokens(server: Server) -> None:
     answer = chat_model(server, max_tokens=3).invoke("Tell me a long story.")
 
+    assert answer.usage_metadata is not None
+    assert answer.usage_metadata["output_tokens"] <= 3
+
+
+def together_model(server: Server, **kwargs: object) -> ChatTogether:
+    return ChatTogether(
+        model=server.model,
+        base_url=server.v1,
+        api_key="unused",  # type: ignore[arg-type]
+        temperature=0,
+        max_retries=0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_langchain_together_streams_and_invokes(server: Server) -> None:
+    model = together_model(server, max_tokens=5, stream_usage=True)
+
+    chunks = list(model.stream("Name three colours."))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole = whole + chunk
+    assert whole.content
+    assert whole.usage_metadata is not None
+    assert 1 <= whole.usage_metadata["output_tokens"] <= 5
+
+    answer = together_model(server, max_tokens=3).invoke("Tell me a long story.")
     assert answer.usage_metadata is not None
     assert answer.usage_metadata["output_tokens"] <= 3

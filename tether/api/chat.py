@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tether.api import requests, responses
@@ -19,6 +20,7 @@ from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool
 from tether.chat.reasoning import Part, Reasoning
 from tether.chat.tool_calls import ParsedCall
 from tether.engine.request import FinishReason, StepOutput, TokenInfo
+from tether.engine.structured import ThinkingPrefix
 
 
 class ChatStreamer(EnvelopeStreamer):
@@ -96,6 +98,13 @@ def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constrai
     return response_format_constraint(fmt)
 
 
+def _after_reasoning(constraint: Constraint, reasoning: Reasoning) -> Constraint:
+    """A reasoning model's constraint applies to its answer; its reasoning stays free."""
+    markers = reasoning.markers
+    prefix = ThinkingPrefix(markers.end, None if reasoning.opened else markers.start)
+    return Constraint(replace(constraint.spec, thinking=prefix), constraint.field)
+
+
 class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
     schema = requests.ChatCompletionRequest
     chat = True
@@ -105,6 +114,8 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
         prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
+        if constraint is not None and prompt.reasoning is not None:
+            constraint = _after_reasoning(constraint, prompt.reasoning)
         return Prompt(prompt.text, prompt.ids, constraint, plan, prompt.reasoning)
 
     def streamer(self, call: Call[requests.ChatCompletionRequest]) -> ChoiceStreamer:

@@ -99,8 +99,9 @@ class ReasoningSplitter:
     ``feed`` takes the text released with some tokens and returns the ``(part, text)`` pieces
     it can release now, in order; ``finish`` flushes what was held. The tokens fed while
     reasoning (including those that carried the end marker) are counted in
-    ``reasoning_tokens``. Whitespace right after a marker is dropped, as llama.cpp's and
-    vLLM's parsers do; markers themselves are never released.
+    ``reasoning_tokens``. Whitespace around the reasoning (right after a marker, right
+    before the end marker) is dropped, as llama.cpp's parser does; markers are never
+    released.
     """
 
     def __init__(self, markers: ReasoningMarkers, *, in_reasoning: bool) -> None:
@@ -167,11 +168,14 @@ class ReasoningSplitter:
         held = self._held
         at = held.find(marker)
         if at >= 0:
-            self._emit(part, held[:at], pieces)
+            self._emit(part, held[:at].rstrip(), pieces)
             self._held = held[at + len(marker) :]
             self._strip = True
             return True
         keep = _partial_suffix(held, marker)
+        if part == "reasoning":  # whitespace just before the end marker is dropped too
+            before = held[: len(held) - keep]
+            keep += len(before) - len(before.rstrip())
         self._emit(part, held[: len(held) - keep], pieces)
         self._held = held[len(held) - keep :]
         return False

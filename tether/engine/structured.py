@@ -26,6 +26,20 @@ class ToolFunction:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinkingPrefix:
+    """Free text a reasoning model writes before the constrained answer.
+
+    The output is its reasoning up to the first ``end`` marker, then the constrained text
+    (after at most a little whitespace). ``start`` set: the reasoning is optional and must
+    open with ``start`` (a model that writes the start marker itself); ``None``: the output
+    begins inside the reasoning (the prompt opened it).
+    """
+
+    end: str
+    start: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StructuredOutput:
     """Exactly one form:
 
@@ -34,12 +48,16 @@ class StructuredOutput:
     - ``choice``: exactly one of the strings;
     - ``tool_call``: exactly ``{"name": <one of the functions>, "arguments": {...}}`` with
       the arguments matching that function's schema.
+
+    With ``thinking``, the form constrains only the answer after a reasoning model's
+    reasoning, as vLLM does: the reasoning itself stays free.
     """
 
     json_schema: Mapping[str, Any] | None = None
     regex: str | None = None
     choice: tuple[str, ...] | None = None
     tool_call: tuple[ToolFunction, ...] | None = None
+    thinking: ThinkingPrefix | None = None
 
     def __post_init__(self) -> None:
         forms = (self.json_schema, self.regex, self.choice, self.tool_call)
@@ -62,6 +80,9 @@ class StructuredOutput:
                 "regex": self.regex,
                 "choice": self.choice,
                 "tool_call": [[f.name, f.parameters] for f in self.tool_call or ()],
+                "thinking": None
+                if self.thinking is None
+                else [self.thinking.start, self.thinking.end],
             },
             sort_keys=True,
             default=str,

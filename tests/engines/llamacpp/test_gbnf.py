@@ -17,7 +17,7 @@ import llama_cpp
 import pytest
 
 from tether.engine.errors import StructuredOutputError
-from tether.engine.structured import StructuredOutput, ToolFunction
+from tether.engine.structured import StructuredOutput, ThinkingPrefix, ToolFunction
 from tether.engines.llamacpp.gbnf import (
     grammar,
     json_schema_grammar,
@@ -338,3 +338,52 @@ def test_tools_with_same_named_defs_keep_their_own_definitions(vocab: Any) -> No
     assert accepts(vocab, calls, '{"name": "count", "arguments": {"item": {"n": 3}}}')
     assert accepts(vocab, calls, '{"name": "say", "arguments": {"item": {"s": "hi"}}}')
     assert not accepts(vocab, calls, '{"name": "say", "arguments": {"item": {"n": 3}}}')
+
+
+# --- a reasoning model: free reasoning, then the constrained answer ---------------------------
+
+OPENED = ThinkingPrefix("</think>")  # the prompt opened <think>
+SELF_OPENED = ThinkingPrefix("</think>", start="<think>")  # the model may write it
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Yes or no? Hm.</think>\n\nyes", True),
+        ("</think>no", True),
+        ("a <b> </thin </think>yes", True),  # near-misses of the marker are reasoning
+        ("<</think>yes", True),
+        ("Hm.</think>maybe", False),  # the answer is constrained
+        ("Hm.</think>yes</think>", False),  # only the first marker ends the reasoning
+        ("yes", False),  # the reasoning must end before the answer
+        ("Hm. yes", False),
+    ],
+)
+def test_the_answer_after_the_reasoning_is_constrained(vocab: Any, text: str, ok: bool) -> None:
+    spec = StructuredOutput(regex="(yes|no)", thinking=OPENED)
+    assert accepts(vocab, grammar(spec), text) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("<think>\nHm.</think>\n\nyes", True),
+        ("no", True),  # no reasoning at all
+        ("Hm.</think>yes", False),  # reasoning that was not opened
+    ],
+)
+def test_reasoning_the_model_opens_itself_is_optional(vocab: Any, text: str, ok: bool) -> None:
+    spec = StructuredOutput(regex="(yes|no)", thinking=SELF_OPENED)
+    assert accepts(vocab, grammar(spec), text) is ok
+
+
+def test_a_json_schema_answer_after_reasoning_keeps_its_own_root_rules(vocab: Any) -> None:
+    # A property named "root" must survive the renaming of the schema's start rule.
+    schema = {
+        "type": "object",
+        "properties": {"root": {"type": "array", "items": {"$ref": "#"}}},
+        "required": ["root"],
+    }
+    spec = StructuredOutput(json_schema=schema, thinking=OPENED)
+    assert accepts(vocab, grammar(spec), 'Nested.</think>{"root": [{"root": []}]}')
+    assert not accepts(vocab, grammar(spec), 'Nested.</think>{"rot": []}')

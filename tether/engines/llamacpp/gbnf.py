@@ -27,7 +27,7 @@ from typing import Any
 from llama_cpp import llama_grammar
 
 from tether.engine.errors import StructuredOutputError
-from tether.engine.structured import ANY_OBJECT, StructuredOutput, ToolFunction
+from tether.engine.structured import ANY_OBJECT, StructuredOutput, ThinkingPrefix, ToolFunction
 from tether.engines.llamacpp.regex_to_gbnf import RegexToGbnf, gbnf_literal
 
 # llama.cpp's current string-character rule: the bundled port still allows raw control
@@ -99,6 +99,13 @@ class _SchemaConverter(_UpstreamConverter):  # type: ignore[misc]
 
 def grammar(spec: StructuredOutput) -> str:
     """The GBNF grammar for ``spec``; ``StructuredOutputError`` if it cannot be expressed."""
+    answer = _answer_grammar(spec)
+    if spec.thinking is None:
+        return answer
+    return thinking_grammar(spec.thinking) + _rename_rule(answer, "root", _ANSWER)
+
+
+def _answer_grammar(spec: StructuredOutput) -> str:
     if spec.json_schema is not None:
         return json_schema_grammar(spec.json_schema)
     if spec.regex is not None:
@@ -107,6 +114,96 @@ def grammar(spec: StructuredOutput) -> str:
         return "root ::= " + " | ".join(gbnf_literal(text) for text in spec.choice) + "\n"
     assert spec.tool_call is not None  # StructuredOutput has exactly one form
     return tool_call_grammar(spec.tool_call)
+
+
+# --- a reasoning model's free reasoning before the answer ---------------------------------------
+
+_ANSWER = "tether-answer"
+_THINK = "tether-think"
+
+
+def thinking_grammar(prefix: ThinkingPrefix) -> str:
+    """``root``: reasoning text up to the first ``prefix.end`` (text that does not contain it,
+    then it), at most four whitespace characters, then the ``tether-answer`` rule."""
+    end = prefix.end
+    lines = [f"{_THINK}-{state} ::= {body}" for state, body in _until_marker(end)]
+    thinking = f"{_THINK}-0 [ \\t\\n]{{0,4}}"
+    if prefix.start is not None:
+        thinking = f"( {gbnf_literal(prefix.start)} [ \\t\\n]* {thinking} )?"
+    return "\n".join([f"root ::= {thinking} {_ANSWER}", *lines]) + "\n"
+
+
+def _until_marker(marker: str) -> Iterator[tuple[int, str]]:
+    """Rule bodies of an automaton over text that ends at ``marker``'s first occurrence.
+
+    State ``q`` has matched the first ``q`` characters of the marker; a character moves it
+    as Knuth-Morris-Pratt would, and the marker's last character ends the text. Characters
+    not in the marker return to state 0.
+    """
+    m = len(marker)
+    failure = _borders(marker)
+    alphabet = sorted(set(marker))
+    others = "".join(_class_char(char) for char in alphabet)
+    for q in range(m):
+        options = []
+        for char in alphabet:
+            if char == marker[q]:
+                target = q + 1
+            else:
+                target = failure[q]
+                while target and marker[target] != char:
+                    target = failure[target]
+                target = target + 1 if marker[target] == char else 0
+            literal = gbnf_literal(char)
+            options.append(literal if target == m else f"{literal} {_THINK}-{target}")
+        options.append(f"[^{others}] {_THINK}-0")
+        yield q, " | ".join(options)
+
+
+def _borders(marker: str) -> list[int]:
+    """``borders[q]``: the length of the longest proper prefix of ``marker[:q]`` that is also
+    its suffix (KMP's failure function), for ``q`` in ``0..len(marker)-1``."""
+    borders = [0] * (len(marker) + 1)
+    k = 0
+    for q in range(1, len(marker)):
+        while k and marker[k] != marker[q]:
+            k = borders[k]
+        if marker[k] == marker[q]:
+            k += 1
+        borders[q + 1] = k
+    return borders[: len(marker)]
+
+
+def _class_char(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}"
+
+
+def _rename_rule(grammar_text: str, old: str, new: str) -> str:
+    """``grammar_text`` with the rule name ``old`` renamed, outside quoted literals and
+    character classes (a literal may well contain the word ``root``)."""
+    out: list[str] = []
+    i, n = 0, len(grammar_text)
+    while i < n:
+        char = grammar_text[i]
+        if char in '"[':
+            close = '"' if char == '"' else "]"
+            j = i + 1
+            while j < n and grammar_text[j] != close:
+                j += 2 if grammar_text[j] == "\\" else 1
+            out.append(grammar_text[i : j + 1])
+            i = j + 1
+        elif char.isalnum() or char == "-":
+            j = i
+            while j < n and (grammar_text[j].isalnum() or grammar_text[j] == "-"):
+                j += 1
+            word = grammar_text[i:j]
+            out.append(new if word == old else word)
+            i = j
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def json_schema_grammar(schema: Mapping[str, Any]) -> str:
