@@ -72,6 +72,7 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_RATE_LIMIT_RPM": "60",
         "TETHER_RATE_LIMIT_TPM": "10000",
         "TETHER_CHAT_TEMPLATE": str(EXAMPLE_TEMPLATE),
+        "TETHER_SAMPLING_DEFAULTS": '{"temperature": 0.7, "top_k": 20}',
         "TETHER_API_KEYS": "k1, k2",
     }
     assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
@@ -92,6 +93,7 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         rate_limit_rpm=60,
         rate_limit_tpm=10000,
         chat_template=str(EXAMPLE_TEMPLATE),
+        sampling_defaults={"temperature": 0.7, "top_k": 20},
         api_keys=("k1", "k2"),
     )
 
@@ -118,6 +120,21 @@ def test_a_chat_template_that_cannot_be_used_is_a_usage_error(tmp_path: Path) ->
     result = tether("serve", "--chat-template", str(broken))
     assert result.returncode == 2
     assert "the chat template does not compile" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0.7", "expected a JSON object"),
+        ('{"temprature": 0.7}', "temprature: not a sampling field"),
+        ('{"top_p": 2}', "top_p: must be in (0, 1]"),
+        ('{"top_k": 0.5}', "top_k: must be an int"),
+    ],
+)
+def test_bad_sampling_defaults_are_a_usage_error(value: str, message: str) -> None:
+    result = tether("serve", "--sampling-defaults", value)
+    assert result.returncode == 2
+    assert message in result.stderr
 
 
 def test_a_bad_boolean_in_the_environment_is_a_usage_error() -> None:

@@ -59,6 +59,16 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 SERVE_FLAGS = (
     Flag("host", str, f"address to bind (default {LOOPBACK}; see --api-key)"),
     Flag("port", int, "port to listen on (default 8000)"),
@@ -75,6 +85,12 @@ SERVE_FLAGS = (
     Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),
     Flag("rate_limit_tpm", int, "tokens per minute per API key (default 0: no limit)"),
     Flag("chat_template", str, "Jinja chat template file to use instead of the model's own"),
+    Flag(
+        "sampling_defaults",
+        _json_object,
+        "JSON object of sampling fields for requests that leave them out "
+        "(default: the model's own, else llama.cpp's)",
+    ),
 )
 
 

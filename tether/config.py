@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tether.chat.template import ChatTemplate
 from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
+from tether.engine.sampling_params import SamplingDefaults
 
 LOOPBACK = "127.0.0.1"
 __all__ = ["DEFAULT_MODEL_ID", "LOOPBACK", "ServerConfig"]
@@ -28,6 +29,7 @@ class ServerConfig:
     how long running requests may finish after SIGTERM. ``rate_limit_rpm`` and
     ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
     ``chat_template`` is the path of a Jinja chat template to use instead of the model's.
+    ``sampling_defaults`` override the model's defaults for fields a request leaves out.
     """
 
     host: str = LOOPBACK
@@ -48,6 +50,7 @@ class ServerConfig:
     rate_limit_rpm: int = 0
     rate_limit_tpm: int = 0
     chat_template: str | None = None
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,10 @@ class ServerConfig:
             raise ValueError("api_keys must not contain empty keys")
         if self.chat_template is not None:
             ChatTemplate(self.chat_template_source())  # a broken template fails at startup
+        try:
+            SamplingDefaults().with_values(self.sampling_defaults)
+        except ValueError as exc:
+            raise ValueError(f"sampling_defaults: {exc}") from exc
 
     def chat_template_source(self) -> str | None:
         """The text of ``chat_template``; ``ValueError`` when it cannot be read."""

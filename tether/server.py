@@ -5,6 +5,7 @@ graceful drain on SIGTERM / SIGINT). ``tether serve`` and the in-process server 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -48,6 +49,8 @@ def build_app(config: ServerConfig) -> FastAPI:
                 config.port,
                 "on" if config.auth_enabled else "off",
             )
+            defaults = engine.sampling_defaults.with_values(config.sampling_defaults)
+            log.info("sampling defaults: %s", json.dumps(defaults.as_dict()))
             yield
         finally:
             await engine.stop()

@@ -24,6 +24,7 @@ from tether.engine.request import (
     TokenInfo,
     TopLogprob,
 )
+from tether.engine.sampling_params import SamplingDefaults
 
 BOS_ID = 2
 EOS_ID = 1
@@ -58,6 +59,7 @@ class FakeEngine:
     variables: list[dict[str, Any]] = field(default_factory=list)
     # Set: the renderer is a reasoning model's, opening ``<think>`` unless told not to.
     reasoning_markers: ReasoningMarkers | None = None
+    sampling_defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
     always_opens: bool = False  # like DeepSeek R1's template: opens it whatever it is told
     aborted: list[str] = field(default_factory=list)
     streams: list[FakeStream] = field(default_factory=list)

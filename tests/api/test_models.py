@@ -9,6 +9,7 @@ from tests.api.conftest import CHAT, chat_body
 from tests.api.fake_engine import MODEL_ID, FakeEngine
 from tether.api.app import create_app
 from tether.config import ServerConfig
+from tether.engine.sampling_params import SamplingDefaults
 
 
 @pytest.mark.parametrize("path", ["/v1/models", "/v1/v1/models", "/models"])
@@ -75,3 +76,8 @@ async def test_supported_models_list_the_served_model(client: httpx.AsyncClient)
     assert model["id"] == MODEL_ID
     assert model["capabilities"] == ["CAPABILITY_CHAT"]
     assert model["createdAt"].endswith("Z")
+
+
+async def test_model_cards_show_the_sampling_defaults(client: httpx.AsyncClient) -> None:
+    card = (await client.get("/v1/models")).json()[0]
+    assert card["sampling_defaults"] == SamplingDefaults().as_dict()

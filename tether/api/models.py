@@ -26,6 +26,7 @@ from tether.api import responses
 from tether.api.errors import ModelNotAvailable, RoutingError
 from tether.config import ServerConfig
 from tether.engine.base import Engine
+from tether.engine.sampling_params import SamplingDefaults
 
 # The openai SDK crashes on Together's bare array (wire-contract.md "Models").
 _OPENAI_USER_AGENT = "OpenAI/"
@@ -36,6 +37,8 @@ class ModelCatalog:
 
     def __init__(self, engine: Engine, config: ServerConfig) -> None:
         self._engine = engine
+        self._overrides = config.sampling_defaults
+        self._defaults: SamplingDefaults | None = None
         self._created = int(time.time())
         self._aliases = {config.model_id}
         if config.model_path:
@@ -54,8 +57,19 @@ class ModelCatalog:
             "model",
         )
 
+    def sampling_defaults(self) -> SamplingDefaults:
+        """What a request's missing sampling fields are: the server's ``--sampling-defaults``
+        over the model's own (known once the engine has loaded it)."""
+        if self._defaults is not None:
+            return self._defaults
+        defaults = self._engine.sampling_defaults.with_values(self._overrides)
+        if self._engine.ready:
+            self._defaults = defaults
+        return defaults
+
     def cards(self) -> list[dict[str, Any]]:
-        return [responses.model_card(self.model_id, self._created, self._engine.context_length)]
+        card = responses.model_card(self.model_id, self._created, self._engine.context_length)
+        return [responses.with_sampling_defaults(card, self.sampling_defaults().as_dict())]
 
     async def list_models(self, request: Request) -> JSONResponse:
         cards = self.cards()

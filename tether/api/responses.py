@@ -437,6 +437,12 @@ def model_card(model_id: str, created: int, context_length: int) -> dict[str, An
     }
 
 
+def with_sampling_defaults(card: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A model card that also shows what requests are sampled with by default (Tether's)."""
+    card["sampling_defaults"] = defaults
+    return card
+
+
 def cursor_page(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``together`` 3.x's cursor page: every item at once, no next page."""
     return {"data": items, "next_cursor": None}

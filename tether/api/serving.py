@@ -35,7 +35,7 @@ from tether.config import ServerConfig
 from tether.engine.base import Engine, RequestStream
 from tether.engine.errors import ContextLengthExceededError, StructuredOutputError
 from tether.engine.request import FinishReason, GenerationRequest, TokenInfo
-from tether.engine.sampling_params import SamplingParams
+from tether.engine.sampling_params import SamplingDefaults, SamplingParams
 from tether.engine.structured import StructuredOutput
 
 # ``max_tokens`` when the request has none: what remains of the context, at most this much.
@@ -248,9 +248,13 @@ def response_format_constraint(fmt: requests.ResponseFormat | None) -> Constrain
 
 
 def sampling_params(
-    req: requests.SamplingRequest, *, max_tokens: int, structured: StructuredOutput | None
+    req: requests.SamplingRequest,
+    *,
+    max_tokens: int,
+    structured: StructuredOutput | None,
+    defaults: SamplingDefaults,
 ) -> SamplingParams:
-    """Absent fields take ``SamplingParams``' defaults; it validates the rest itself."""
+    """Absent fields take the server's ``defaults``; ``SamplingParams`` validates the rest."""
     fields: dict[str, Any] = {
         "temperature": req.temperature,
         "top_p": req.top_p,
@@ -264,6 +268,7 @@ def sampling_params(
     }
     given = {name: value for name, value in fields.items() if value is not None}
     return SamplingParams(
+        **{**defaults.as_dict(), **given},
         max_tokens=max_tokens,
         stop=req.stop_strings,
         n=req.choices_n,
@@ -272,7 +277,6 @@ def sampling_params(
         structured=structured,
         # Scored only when echoed with logprobs: it costs a logits row per prompt token.
         prompt_logprobs=bool(req.echo) and req.top_logprobs_count is not None and not req.stream,
-        **given,
     )
 
 
@@ -286,7 +290,8 @@ def start_generation(
     """Enqueue the request; the engine raises here (400 / 503), before any streaming."""
     max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
     spec = constraint.spec if constraint is not None else None
-    params = sampling_params(req, max_tokens=max_tokens, structured=spec)
+    defaults = ctx.models.sampling_defaults()
+    params = sampling_params(req, max_tokens=max_tokens, structured=spec, defaults=defaults)
     try:
         return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
     except StructuredOutputError as exc:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from tether.engine.errors import EngineError
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
+from tether.engine.sampling_params import SamplingDefaults
 
 
 class RequestStream(Protocol):
@@ -52,6 +53,11 @@ class Engine(Protocol):
     def chat_template(self) -> str | None:
         """The model's own chat template (Jinja source), or ``None`` when it has none. The
         API renders it (``tether.chat.template``); engines never see chat messages."""
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        """What the model is sampled with when a request leaves a field out: the model's own
+        recommendation where it has one, else the engine's defaults (known once loaded)."""
 
     def generate(self, request: GenerationRequest) -> RequestStream:
         """Validate and enqueue ``request``; return the stream of its outputs.

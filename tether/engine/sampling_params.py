@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from tether.engine.errors import InvalidRequestError
 from tether.engine.structured import StructuredOutput
@@ -14,6 +16,49 @@ MAX_TOP_LOGPROBS = 20
 def _check(ok: bool, param: str, message: str) -> None:
     if not ok:
         raise InvalidRequestError(f"{param}: {message}", param=param)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingDefaults:
+    """What a request that leaves a sampling field out is sampled with.
+
+    The fields' own defaults are the neutral ones (temperature 1 over the whole vocabulary);
+    an engine reports its model's (``Engine.sampling_defaults``) and the server may override
+    them. ``with_values`` checks names and ranges as ``SamplingParams`` does.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    def with_values(self, values: Mapping[str, Any]) -> SamplingDefaults:
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InvalidRequestError(
+                f"{unknown[0]}: not a sampling field ({', '.join(sorted(names))})", unknown[0]
+            )
+        merged = {**asdict(self), **values}
+        for name in ("top_k",):
+            value = merged[name]
+            _check(isinstance(value, int) and not isinstance(value, bool), name, "must be an int")
+        for name in names - {"top_k"}:
+            value = merged[name]
+            _check(
+                isinstance(value, (int, float)) and not isinstance(value, bool),
+                name,
+                "must be a number",
+            )
+            merged[name] = float(value)
+        SamplingParams(**merged)  # the ranges
+        return SamplingDefaults(**merged)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from collections import deque
 from tether.engine.config import EngineConfig
 from tether.engine.errors import EngineDeadError, EngineError
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
+from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.llamacpp.core import EngineCore
-from tether.engines.llamacpp.gguf import resolve_model_path
+from tether.engines.llamacpp.gguf import LLAMA_CPP_DEFAULTS, resolve_model_path, sampling_defaults
 from tether.engines.llamacpp.runner import ModelRunner, RunnerConfig
 from tether.engines.llamacpp.sampler import live_samplers
 from tether.engines.llamacpp.sequence import Sequence
@@ -76,6 +77,7 @@ class AsyncEngine:
         self._model_id = config.model_id
         self._core: EngineCore | None = None
         self._chat_template: str | None = None
+        self._sampling_defaults = LLAMA_CPP_DEFAULTS
         self._streams: dict[str, RequestStream] = {}
         self._inbox: deque[Sequence | str] = deque()
         self._wake = threading.Condition()
@@ -100,6 +102,7 @@ class AsyncEngine:
             )
         )
         self._chat_template = runner.chat_template()
+        self._sampling_defaults = sampling_defaults(runner.meta)
         self._core = EngineCore(runner, cfg.ctx_size, cfg.batch_tokens, cfg.max_queue)
 
     async def start(self) -> None:
@@ -149,6 +152,10 @@ class AsyncEngine:
     @property
     def chat_template(self) -> str | None:
         return self._chat_template
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        return self._sampling_defaults
 
     def generate(self, request: GenerationRequest) -> RequestStream:
         """Check, in order of cost, then enqueue. Nothing is allocated in C here: a refused

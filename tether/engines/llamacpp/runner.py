@@ -179,14 +179,18 @@ class ModelRunner:
 
     def chat_template(self) -> str | None:
         """The GGUF's ``tokenizer.chat_template``, if it has one."""
+        return self.meta("tokenizer.chat_template")
+
+    def meta(self, key: str) -> str | None:
+        """A GGUF metadata value as text, or ``None`` when the model does not have it."""
         size = 1 << 16
         buf = ctypes.create_string_buffer(size)
-        n = llama.llama_model_meta_val_str(self.model, b"tokenizer.chat_template", buf, size)
+        n = llama.llama_model_meta_val_str(self.model, key.encode(), buf, size)
         if n < 0:
             return None
         if n >= size:
             buf = ctypes.create_string_buffer(n + 1)
-            llama.llama_model_meta_val_str(self.model, b"tokenizer.chat_template", buf, n + 1)
+            llama.llama_model_meta_val_str(self.model, key.encode(), buf, n + 1)
         return buf.value.decode(errors="replace")
 
     def close(self) -> None:
