@@ -22,6 +22,7 @@ from tether.api.inference import InferenceService
 from tether.api.metrics import CONTENT_TYPE, Metrics
 from tether.api.middleware import RequestIdMiddleware
 from tether.api.models import ModelCatalog
+from tether.api.playground import ASSETS_PATH, assets, playground_router
 from tether.api.rate_limit import RateLimiter
 from tether.api.serving import ChatRenderer, EngineChatTemplate, ServingContext
 from tether.api.shutdown import DrainGuard, Shutdown
@@ -98,6 +99,8 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     app.include_router(_legacy_router(ctx), dependencies=[Depends(auth)])
     shutdown = Shutdown(engine, config.drain_timeout)
     app.include_router(_ops_router(engine, metrics, auth, shutdown))
+    app.include_router(playground_router())
+    app.mount(ASSETS_PATH, assets(), name="playground-assets")
     install_error_handlers(app)
     app.add_middleware(DrainGuard, shutdown=shutdown)
     app.add_middleware(RequestIdMiddleware, on_crash=crash_response)  # outside: ids for all
