@@ -3,17 +3,22 @@
 Every ``/v1/...`` route is also served under ``/v1/v1/...`` and bare ``/...``: ``together``
 3.x appends ``/v1/...`` to its base URL, so users who paste ``http://host:port/v1`` hit
 ``/v1/v1/...``, while ``together`` 1.x and the TypeScript SDK expect the base URL to end in
-``/v1`` (wire-contract.md "Routes"). Every route but ``/health`` requires the API key when
-keys are configured. No OpenAPI or docs routes: the contract is wire-contract.md.
+``/v1`` (wire-contract.md "Routes"). Every route but ``/health`` and the playground's page
+and assets (``tether.api.playground``) requires the API key when keys are configured.
+``/openapi.json`` describes the routes (``tether.api.openapi``); the wire rules beyond
+shapes are in wire-contract.md.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api import responses
+from tether import __version__
+from tether.api import requests, responses
 from tether.api.auth import ApiKeyAuth
 from tether.api.chat import ChatService
 from tether.api.completions import CompletionService
@@ -22,6 +27,7 @@ from tether.api.inference import InferenceService
 from tether.api.metrics import CONTENT_TYPE, Metrics
 from tether.api.middleware import RequestIdMiddleware
 from tether.api.models import ModelCatalog
+from tether.api.openapi import openapi_document, request_body
 from tether.api.playground import ASSETS_PATH, assets, playground_router
 from tether.api.rate_limit import RateLimiter
 from tether.api.serving import ChatRenderer, EngineChatTemplate, ServingContext
@@ -36,8 +42,18 @@ def _v1_router(ctx: ServingContext) -> APIRouter:
     router = APIRouter()
     chat = ChatService(ctx)
     completions = CompletionService(ctx)
-    router.add_api_route("/chat/completions", chat.create, methods=["POST"])
-    router.add_api_route("/completions", completions.create, methods=["POST"])
+    router.add_api_route(
+        "/chat/completions",
+        chat.create,
+        methods=["POST"],
+        openapi_extra=request_body(requests.ChatCompletionRequest),
+    )
+    router.add_api_route(
+        "/completions",
+        completions.create,
+        methods=["POST"],
+        openapi_extra=request_body(requests.CompletionRequest),
+    )
     router.add_api_route("/models", ctx.models.list_models, methods=["GET"])
     return router
 
@@ -55,8 +71,9 @@ def _v2_router(ctx: ServingContext) -> APIRouter:
 def _legacy_router(ctx: ServingContext) -> APIRouter:
     router = APIRouter()
     inference = InferenceService(ctx)
-    router.add_api_route("/inference", inference.create, methods=["POST"])
-    router.add_api_route("/api/inference", inference.create, methods=["POST"])
+    body = request_body(requests.InferenceRequest)
+    router.add_api_route("/inference", inference.create, methods=["POST"], openapi_extra=body)
+    router.add_api_route("/api/inference", inference.create, methods=["POST"], openapi_extra=body)
     return router
 
 
@@ -79,6 +96,22 @@ def _ops_router(
     return router
 
 
+def _openapi_router(app: FastAPI, auth: ApiKeyAuth) -> APIRouter:
+    """``/openapi.json``, behind the same key as ``/v1/models``."""
+    router = APIRouter()
+    document: dict[str, Any] = {}
+
+    async def openapi() -> JSONResponse:
+        if not document:
+            document.update(openapi_document(app, __version__))
+        return JSONResponse(document)
+
+    router.add_api_route(
+        "/openapi.json", openapi, dependencies=[Depends(auth)], include_in_schema=False
+    )
+    return router
+
+
 def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None = None) -> FastAPI:
     """The HTTP server for ``engine``; the caller runs the engine's lifecycle. ``chat``
     renders chat prompts (default: the engine's model's own template)."""
@@ -92,14 +125,21 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     auth = ApiKeyAuth(config.api_keys)
     v1 = _v1_router(ctx)
     for prefix in V1_PREFIXES:
-        app.include_router(v1, prefix=prefix, dependencies=[Depends(auth)])
+        listed = prefix == "/v1"  # OpenAPI lists each route once, under its canonical path
+        app.include_router(
+            v1, prefix=prefix, dependencies=[Depends(auth)], include_in_schema=listed
+        )
     v2 = _v2_router(ctx)
     for prefix in ("/v2", "/v1/v2"):
-        app.include_router(v2, prefix=prefix, dependencies=[Depends(auth)])
+        listed = prefix == "/v2"
+        app.include_router(
+            v2, prefix=prefix, dependencies=[Depends(auth)], include_in_schema=listed
+        )
     app.include_router(_legacy_router(ctx), dependencies=[Depends(auth)])
     shutdown = Shutdown(engine, config.drain_timeout)
     app.include_router(_ops_router(engine, metrics, auth, shutdown))
     app.include_router(playground_router())
+    app.include_router(_openapi_router(app, auth))
     app.mount(ASSETS_PATH, assets(), name="playground-assets")
     install_error_handlers(app)
     app.add_middleware(DrainGuard, shutdown=shutdown)
