@@ -38,6 +38,17 @@ async def test_greedy_is_deterministic(model_engine: AsyncEngine) -> None:
     assert len(first.token_ids) > 0
 
 
+async def test_greedy_ignores_the_default_filters(model_engine: AsyncEngine) -> None:
+    """Issue 12: requests now get llama.cpp's top-k/top-p/min-p by default; with
+    ``temperature: 0`` they change nothing, greedy is the plain argmax."""
+    prompt = story("a lighthouse")
+    plain = (await generate(model_engine, prompt, max_tokens=24, temperature=0))[0]
+    filtered = await generate(
+        model_engine, prompt, max_tokens=24, temperature=0, top_k=40, top_p=0.95, min_p=0.05
+    )
+    assert filtered[0].token_ids == plain.token_ids
+
+
 async def test_greedy_alone_and_inside_a_batch_of_8(model_engine: AsyncEngine) -> None:
     """llama.cpp's CPU kernels sum in an order that depends on the batch's shape, so a
     near-tie between two tokens can flip. Measured (ARCHITECTURE.md): 5 of these 8 prompts
