@@ -82,7 +82,10 @@ def start_server(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Runni
     port = free_port()
     server = RunningServer(f"http://127.0.0.1:{port}", tmp / "serve.log")
     command = [sys.executable, "-m", "tether", "serve", "--port", str(port)]
-    command += ["--max-seqs", "16", "--ctx-size", "2048", "--threads", SERVE_THREADS, *extra]
+    command += ["--max-seqs", "16", "--ctx-size", "2048", "--threads", SERVE_THREADS]
+    if "--state-db" not in extra:  # never the developer's own state database
+        command += ["--state-db", str(tmp / "state.db")]
+    command += extra
     with server.log.open("wb") as log:
         proc = subprocess.Popen(command, env=env_without_tether(), stdout=log, stderr=log)
     try:

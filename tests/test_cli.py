@@ -73,6 +73,8 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_RATE_LIMIT_TPM": "10000",
         "TETHER_CHAT_TEMPLATE": str(EXAMPLE_TEMPLATE),
         "TETHER_SAMPLING_DEFAULTS": '{"temperature": 0.7, "top_k": 20}',
+        "TETHER_STATE_DB": "/tmp/state.db",
+        "TETHER_NO_STORE": "true",
         "TETHER_API_KEYS": "k1, k2",
     }
     assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
@@ -94,8 +96,16 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         rate_limit_tpm=10000,
         chat_template=str(EXAMPLE_TEMPLATE),
         sampling_defaults={"temperature": 0.7, "top_k": 20},
+        state_db="/tmp/state.db",
+        no_store=True,
         api_keys=("k1", "k2"),
     )
+
+
+def test_a_boolean_flag_alone_means_true() -> None:
+    assert serve_config(serve_args("--no-store"), {}).no_store is True
+    assert serve_config(serve_args("--no-store", "false"), {}).no_store is False
+    assert serve_config(serve_args("--kv-unified"), {}).kv_unified is True
 
 
 def test_a_flag_wins_over_its_environment_variable() -> None:

@@ -91,6 +91,8 @@ SERVE_FLAGS = (
         "JSON object of sampling fields for requests that leave them out "
         "(default: the model's own, else llama.cpp's)",
     ),
+    Flag("state_db", str, "SQLite file of stored responses (default: the user data directory)"),
+    Flag("no_store", _bool, "store no Responses API responses (default false)"),
 )
 
 
@@ -101,6 +103,11 @@ def _serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve a model over Together's HTTP API")
     for flag in SERVE_FLAGS:
         help = f"{flag.help} [{flag.env}]"
+        if flag.kind is _bool:  # ``--no-store`` alone means true
+            p.add_argument(
+                flag.option, dest=flag.field, type=_bool, nargs="?", const=True, help=help
+            )
+            continue
         p.add_argument(flag.option, dest=flag.field, type=flag.kind, default=None, help=help)
     p.add_argument(
         "--api-key",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import platformdirs
+
 from tether.chat.template import ChatTemplate
 from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
 from tether.engine.sampling_params import SamplingDefaults
@@ -30,6 +32,8 @@ class ServerConfig:
     ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
     ``chat_template`` is the path of a Jinja chat template to use instead of the model's.
     ``sampling_defaults`` override the model's defaults for fields a request leaves out.
+    ``state_db`` is the SQLite file of stored Responses API responses (``None``: under the
+    user's data directory; ``:memory:``: gone with the process); ``no_store`` stores nothing.
     """
 
     host: str = LOOPBACK
@@ -51,6 +55,8 @@ class ServerConfig:
     rate_limit_tpm: int = 0
     chat_template: str | None = None
     sampling_defaults: dict[str, float] = field(default_factory=dict)
+    state_db: str | None = None
+    no_store: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +90,12 @@ class ServerConfig:
             return Path(self.chat_template).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"chat_template: cannot read {self.chat_template!r}: {exc}") from exc
+
+    @property
+    def state_db_path(self) -> str:
+        if self.state_db is not None:
+            return self.state_db
+        return str(Path(platformdirs.user_data_dir("tether")) / "state.db")
 
     @property
     def auth_enabled(self) -> bool:

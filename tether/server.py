@@ -54,6 +54,8 @@ def build_app(config: ServerConfig) -> FastAPI:
             yield
         finally:
             await engine.stop()
+            if app.state.store is not None:
+                await app.state.store.close()
 
     app.router.lifespan_context = lifespan
     app.add_middleware(AccessLogMiddleware)  # added last: outermost, sees the final status

@@ -30,15 +30,18 @@ from tether.api.models import ModelCatalog
 from tether.api.openapi import openapi_document, request_body
 from tether.api.playground import ASSETS_PATH, assets, playground_router
 from tether.api.rate_limit import RateLimiter
+from tether.api.responses_api.endpoint import ResponsesService
+from tether.api.responses_api.wire import ResponsesRequest
 from tether.api.serving import ChatRenderer, EngineChatTemplate, ServingContext
 from tether.api.shutdown import DrainGuard, Shutdown
 from tether.config import ServerConfig
 from tether.engine.base import Engine
+from tether.state.store import ResponseStore
 
 V1_PREFIXES = ("/v1", "/v1/v1", "")
 
 
-def _v1_router(ctx: ServingContext) -> APIRouter:
+def _v1_router(ctx: ServingContext, store: ResponseStore | None) -> APIRouter:
     router = APIRouter()
     chat = ChatService(ctx)
     completions = CompletionService(ctx)
@@ -55,6 +58,19 @@ def _v1_router(ctx: ServingContext) -> APIRouter:
         openapi_extra=request_body(requests.CompletionRequest),
     )
     router.add_api_route("/models", ctx.models.list_models, methods=["GET"])
+    responses_api = ResponsesService(ctx, store)
+    router.add_api_route(
+        "/responses",
+        responses_api.create,
+        methods=["POST"],
+        openapi_extra=request_body(ResponsesRequest),
+    )
+    router.add_api_route("/responses/{response_id}", responses_api.retrieve, methods=["GET"])
+    router.add_api_route("/responses/{response_id}", responses_api.delete, methods=["DELETE"])
+    router.add_api_route(
+        "/responses/{response_id}/input_items", responses_api.input_items, methods=["GET"]
+    )
+    router.add_api_route("/responses/{response_id}/cancel", responses_api.cancel, methods=["POST"])
     return router
 
 
@@ -123,7 +139,8 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
         renderer = EngineChatTemplate(engine, config.chat_template_source())
     ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter, renderer)
     auth = ApiKeyAuth(config.api_keys)
-    v1 = _v1_router(ctx)
+    store = None if config.no_store else ResponseStore(config.state_db_path)
+    v1 = _v1_router(ctx, store)
     for prefix in V1_PREFIXES:
         listed = prefix == "/v1"  # OpenAPI lists each route once, under its canonical path
         app.include_router(
@@ -145,5 +162,6 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     app.add_middleware(DrainGuard, shutdown=shutdown)
     app.add_middleware(RequestIdMiddleware, on_crash=crash_response)  # outside: ids for all
     app.state.metrics = metrics
+    app.state.store = store
     app.state.shutdown = shutdown
     return app

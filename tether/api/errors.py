@@ -86,6 +86,23 @@ class AuthenticationFailed(APIError):
         return {"www-authenticate": "Bearer"}
 
 
+class NotFound(APIError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class StorageFailed(APIError):
+    """The state database failed (``tether.state.store.StoreError``): 503 when it was only
+    locked (retry), 500 when it is broken; either way nothing was reported as stored."""
+
+    code = "storage_error"
+
+    def __init__(self, message: str, *, busy: bool) -> None:
+        super().__init__(message)
+        self.status = 503 if busy else 500
+
+
 class PayloadTooLarge(APIError):
     status = 413
     type = "invalid_request_error"

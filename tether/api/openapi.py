@@ -16,11 +16,13 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from tether.api import requests
+from tether.api.responses_api.wire import ResponsesRequest
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     requests.ChatCompletionRequest,
     requests.CompletionRequest,
     requests.InferenceRequest,
+    ResponsesRequest,
 )
 _REF = "#/components/schemas/{model}"
 

@@ -168,10 +168,15 @@ class StreamOptions(_Wire):
     include_usage: bool | None = None
 
 
-class SamplingRequest(_Wire):
-    """Fields shared by chat, completions and the legacy ``/inference``."""
+class ModelRequest(_Wire):
+    """A generation request: it names the model."""
 
     model: str
+
+
+class SamplingRequest(ModelRequest):
+    """Fields shared by chat, completions and the legacy ``/inference``."""
+
     max_tokens: int | None = Field(default=None, ge=1)
     # OpenAI's newer name; LangChain's ChatOpenAI sends only this one.
     max_completion_tokens: int | None = Field(default=None, ge=1)

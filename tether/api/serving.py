@@ -135,7 +135,7 @@ def require_ready(engine: Engine) -> None:
         raise Overloaded("The model is not ready yet; retry later.")
 
 
-ApiRequestT = TypeVar("ApiRequestT", bound=requests.SamplingRequest)
+ApiRequestT = TypeVar("ApiRequestT", bound=requests.ModelRequest)
 
 
 class Accepted(NamedTuple, Generic[ApiRequestT]):

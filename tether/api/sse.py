@@ -2,7 +2,10 @@
 
 Framing follows wire-contract.md "Stream framing": one ``data: <single-line JSON>`` line per
 event, ``: keep-alive`` comments while nothing else is sent, ``data: [DONE]`` and then the end
-of the body. Never ``id:``, ``event:`` or ``retry:`` lines: both Python SDKs crash on them.
+of the body. Never ``id:``, ``event:`` or ``retry:`` lines on Together's streams: both Python
+SDKs crash on them. The Responses API's streams are the exception (wire-contract.md
+"Responses API"): each event is ``event: <type>`` then ``data: <json>``, as OpenAI sends
+them, and the body ends after the last event with no ``[DONE]``.
 
 ``EventStreamResponse`` supervises three tasks, as sse-starlette does: the pump (events →
 bytes), the keep-alive pinger and the disconnect listener. When the pump ends or the client
@@ -54,6 +57,12 @@ def encode(payload: Payload) -> bytes:
     return b"data: " + dumps(payload).encode() + b"\n\n"
 
 
+def encode_named(payload: Payload) -> bytes:
+    """One typed event: ``event: <payload's type>``, ``data: <json>``, the blank line."""
+    name = str(payload["type"]).replace("\n", " ").replace("\r", " ")
+    return b"event: " + name.encode() + b"\ndata: " + dumps(payload).encode() + b"\n\n"
+
+
 class _ClientGone(Exception):
     """``send`` failed: the connection is closed."""
 
@@ -63,7 +72,7 @@ class EventStreamResponse(Response):
 
     ``events`` yields payloads; if it raises after the headers were sent, ``on_error`` turns
     the exception into the payload of the contract's error event, and the stream still ends
-    with ``[DONE]``.
+    with ``[DONE]``. ``named``: typed events without ``[DONE]`` (the Responses API).
     """
 
     media_type = "text/event-stream"
@@ -74,8 +83,11 @@ class EventStreamResponse(Response):
         *,
         keepalive_s: float,
         on_error: Callable[[Exception], Payload],
+        named: bool = False,
     ) -> None:
         self.status_code = 200
+        self._encode = encode_named if named else encode
+        self._done = b"" if named else DONE
         self.background = None
         self.raw_headers = list(HEADERS)
         self._events = events
@@ -103,19 +115,19 @@ class EventStreamResponse(Response):
     async def _pump(self, send: Send) -> None:
         try:
             await self._send_events(send)
-            await self._write(send, DONE, end=True)
+            await self._write(send, self._done, end=True)
         except _ClientGone:
             return
 
     async def _send_events(self, send: Send) -> None:
         try:
             async for payload in self._events:
-                await self._write(send, encode(payload))
+                await self._write(send, self._encode(payload))
         except _ClientGone:
             raise
         except Exception as exc:  # the 200 is out: report in-band (wire-contract.md)
             # ``on_error`` logs what deserves it (a bug with its traceback; not a shutdown).
-            await self._write(send, encode(self._on_error(exc)))
+            await self._write(send, self._encode(self._on_error(exc)))
 
     async def _ping(self, send: Send) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,55 @@
+// The Responses API with the TypeScript `openai` SDK: a plain response, a streamed one, and
+// a background stream that is dropped after a few events and resumed. One JSON line out.
+// Env: TOGETHER_BASE_URL (the server's /v1 URL), TETHER_MODEL.
+import OpenAI from 'openai';
+
+const client = new OpenAI({
+  apiKey: 'unused',
+  baseURL: process.env.TOGETHER_BASE_URL,
+  maxRetries: 0,
+  timeout: 60_000,
+});
+const model = process.env.TETHER_MODEL;
+
+const plain = await client.responses.create({ model, input: 'Hello!', max_output_tokens: 8 });
+const retrieved = await client.responses.retrieve(plain.id);
+
+let streamed = '';
+let streamedFinal = null;
+const stream = await client.responses.create({
+  model, input: 'Name a colour.', max_output_tokens: 8, stream: true,
+});
+for await (const event of stream) {
+  if (event.type === 'response.output_text.delta') streamed += event.delta;
+  if (event.type === 'response.incomplete' || event.type === 'response.completed') {
+    streamedFinal = event.response.output_text ?? event.response.output[0].content[0].text;
+  }
+}
+
+const background = await client.responses.create({
+  model, input: 'Tell me a story.', max_output_tokens: 32, background: true, stream: true,
+});
+const seen = [];
+for await (const event of background) {
+  seen.push(event);
+  if (seen.length === 6) break; // leaving the loop drops the connection
+}
+const id = seen[0].response.id;
+const last = seen[seen.length - 1].sequence_number;
+const rest = await client.responses.retrieve(id, { stream: true, starting_after: last });
+const events = [...seen];
+for await (const event of rest) events.push(event);
+const resumed = events
+  .filter((event) => event.type === 'response.output_text.delta')
+  .map((event) => event.delta)
+  .join('');
+const stored = await client.responses.retrieve(id);
+
+console.log(JSON.stringify({
+  plain: plain.output_text,
+  retrieved: retrieved.output_text,
+  streamed,
+  streamed_final: streamedFinal,
+  resumed,
+  resumed_final: stored.output_text,
+}));
