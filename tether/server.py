@@ -54,6 +54,7 @@ def build_app(config: ServerConfig) -> FastAPI:
             yield
         finally:
             await engine.stop()
+            await app.state.responses.settle(timeout=5.0)
             if app.state.store is not None:
                 await app.state.store.close()
 

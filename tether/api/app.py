@@ -41,7 +41,7 @@ from tether.state.store import ResponseStore
 V1_PREFIXES = ("/v1", "/v1/v1", "")
 
 
-def _v1_router(ctx: ServingContext, store: ResponseStore | None) -> APIRouter:
+def _v1_router(ctx: ServingContext, responses_api: ResponsesService) -> APIRouter:
     router = APIRouter()
     chat = ChatService(ctx)
     completions = CompletionService(ctx)
@@ -58,7 +58,6 @@ def _v1_router(ctx: ServingContext, store: ResponseStore | None) -> APIRouter:
         openapi_extra=request_body(requests.CompletionRequest),
     )
     router.add_api_route("/models", ctx.models.list_models, methods=["GET"])
-    responses_api = ResponsesService(ctx, store)
     router.add_api_route(
         "/responses",
         responses_api.create,
@@ -140,7 +139,8 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter, renderer)
     auth = ApiKeyAuth(config.api_keys)
     store = None if config.no_store else ResponseStore(config.state_db_path)
-    v1 = _v1_router(ctx, store)
+    responses_api = ResponsesService(ctx, store)
+    v1 = _v1_router(ctx, responses_api)
     for prefix in V1_PREFIXES:
         listed = prefix == "/v1"  # OpenAPI lists each route once, under its canonical path
         app.include_router(
@@ -163,5 +163,6 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     app.add_middleware(RequestIdMiddleware, on_crash=crash_response)  # outside: ids for all
     app.state.metrics = metrics
     app.state.store = store
+    app.state.responses = responses_api
     app.state.shutdown = shutdown
     return app

@@ -10,6 +10,7 @@ with ``background`` it runs on alone, and ``GET /v1/responses/{id}?stream=true
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
@@ -109,6 +110,13 @@ class ResponsesService:
 
     def _ended(self, job: ResponseJob) -> None:
         self.jobs.pop(job.response_id, None)
+
+    async def settle(self, timeout: float) -> None:
+        """At shutdown, after the engine stopped: let the jobs it ended store their end
+        before the store closes."""
+        tasks = [job.task for job in self.jobs.values() if job.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def _history(self, previous_id: str | None) -> list[dict[str, Any]]:
         """The stored conversation ``previous_id`` ends: each response's input items, then

@@ -326,20 +326,27 @@ class ResponseJob:
             await self._generate()
         except asyncio.CancelledError:
             self._status = "cancelled"
-            await self._save_end(announce=False)
+            await self._save_quietly()
         except StoreError as exc:
             self._fail("storage_error", str(exc))
         except EngineError as exc:
             self._fail("server_error", str(exc))
-            await self._save_end(announce=False)
+            await self._save_quietly()
         except Exception as exc:
             log.exception("response %s failed", self.response_id)
             self._fail("server_error", f"internal error: {type(exc).__name__}")
-            await self._save_end(announce=False)
+            await self._save_quietly()
         finally:
             self._timer.finish()
             self.log.close()
             self._on_end(self)
+
+    async def _save_quietly(self) -> None:
+        """Store an unsuccessful end; a store that fails now too is only logged."""
+        try:
+            await self._save_end(announce=False)
+        except (StoreError, ValueError) as exc:  # aiosqlite: ValueError once closed
+            log.error("response %s: its end was not stored: %s", self.response_id, exc)
 
     async def _generate(self) -> None:
         builder = self._builder

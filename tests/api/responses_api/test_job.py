@@ -1,0 +1,110 @@
+"""``EventLog`` (numbering, live followers, events that left memory) and ``OutputBuilder``
+(output items and their events from scripted engine outputs)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tether.api.requests import Tool
+from tether.api.responses_api import job as job_module
+from tether.api.responses_api.job import EventLog, OutputBuilder
+from tether.api.tool_calls import ToolPlan
+from tether.chat.reasoning import Reasoning, ReasoningMarkers
+from tether.engine.request import FinishReason, StepOutput, TokenInfo
+
+
+def output(text: str, finish: FinishReason | None = None) -> StepOutput:
+    tokens = [TokenInfo(ord(c), c, -0.1, False) for c in text]
+    return StepOutput("r", 0, tokens, text, finish, 3, len(text), 0, 42)
+
+
+async def collect(log: EventLog, after: int, older: Any = None) -> list[int]:
+    async def no_older(after_seq: int) -> list[dict[str, Any]]:
+        raise AssertionError("nothing left memory")
+
+    return [e["sequence_number"] async for e in log.follow(after, older or no_older)]
+
+
+async def test_events_are_numbered_and_followed_live_from_any_point() -> None:
+    log = EventLog()
+    for n in range(3):
+        log.append({"type": f"e{n}"})
+    reader = asyncio.ensure_future(collect(log, after=0))
+    await asyncio.sleep(0)
+    log.append({"type": "e3"})
+    await asyncio.sleep(0)
+    log.append({"type": "e4"})
+    log.close()
+    assert await reader == [1, 2, 3, 4]
+    assert await collect(log, after=-1) == [0, 1, 2, 3, 4]
+    assert await collect(log, after=4) == []
+
+
+async def test_events_that_left_memory_come_from_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    log = EventLog()
+    stored = [log.append({"type": "e"}) for _ in range(10)]
+    log.close()
+
+    async def older(after_seq: int) -> list[dict[str, Any]]:
+        return [dict(e) for e in stored if e["sequence_number"] > after_seq]
+
+    assert await collect(log, after=-1, older=older) == list(range(10))
+    assert await collect(log, after=2, older=older) == list(range(3, 10))
+    assert await collect(log, after=7, older=older) == [8, 9]
+
+
+def kinds(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"].removeprefix("response.") for e in events]
+
+
+def test_a_message_is_opened_written_and_closed() -> None:
+    builder = OutputBuilder(ToolPlan.none(), None)
+    events = builder.feed(output("Hel")) + builder.feed(output("lo", FinishReason.STOP))
+    events += builder.finish()
+    assert kinds(events) == [
+        "output_item.added",
+        "content_part.added",
+        "output_text.delta",
+        "output_text.delta",
+        "output_text.done",
+        "content_part.done",
+        "output_item.done",
+    ]
+    [item] = builder.items
+    assert item["status"] == "completed" and item["content"][0]["text"] == "Hello"
+    assert events[0]["item"]["content"] == [] and events[0]["item"]["status"] == "in_progress"
+    assert events[-1]["item"]["content"][0]["text"] == "Hello"
+
+
+def test_reasoning_then_a_message_are_two_items() -> None:
+    reasoning = Reasoning(ReasoningMarkers("<think>", "</think>"), opened=True)
+    builder = OutputBuilder(ToolPlan.none(), reasoning)
+    events = builder.feed(output("Hm.</thi")) + builder.feed(output("nk>Yes"))
+    events += builder.finish()
+    assert [item["type"] for item in builder.items] == ["reasoning", "message"]
+    assert builder.items[0]["content"][0]["text"] == "Hm."
+    assert builder.items[1]["content"][0]["text"] == "Yes"
+    assert "reasoning_text.delta" in kinds(events) and "output_text.delta" in kinds(events)
+    assert builder.reasoning_tokens == len("Hm.</think>")
+
+
+def test_a_tool_call_becomes_a_function_call_item() -> None:
+    tool = Tool.model_validate({"type": "function", "function": {"name": "f", "parameters": {}}})
+    builder = OutputBuilder(ToolPlan.from_request([tool], "auto"), None)
+    text = '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>'
+    events = builder.feed(output(text)) + builder.finish()
+    [item] = builder.items
+    assert item["type"] == "function_call" and item["name"] == "f"
+    assert item["arguments"] == '{"x": 1}' and item["call_id"].startswith("call_")
+    assert kinds(events) == [
+        "output_item.added",
+        "function_call_arguments.delta",
+        "function_call_arguments.done",
+        "output_item.done",
+    ]
