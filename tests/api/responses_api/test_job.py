@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -102,7 +103,7 @@ def test_a_tool_call_becomes_a_function_call_item() -> None:
     events = builder.feed(output(text)) + builder.finish()
     [item] = builder.items
     assert item["type"] == "function_call" and item["name"] == "f"
-    assert item["arguments"] == '{"x": 1}' and item["call_id"].startswith("call_")
+    assert json.loads(item["arguments"]) == {"x": 1} and item["call_id"].startswith("call_")
     assert kinds(events) == [
         "output_item.added",
         "function_call_arguments.delta",
