@@ -171,6 +171,8 @@ def test_the_typescript_sdk_creates_streams_and_resumes(server: Server) -> None:
     assert result["streamed"] == result["streamed_final"]
     assert result["resumed"] == result["resumed_final"]
     assert result["retrieved"] == result["plain"]
+    assert result["tool"] == "get_weather" and set(result["tool_arguments"]) == {"city"}
+    assert result["answered_previous"] and result["answered_cached"] > 0
 
 
 def test_an_agents_sdk_agent_calls_its_tool(server: Server) -> None:

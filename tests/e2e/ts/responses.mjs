@@ -1,5 +1,6 @@
-// The Responses API with the TypeScript `openai` SDK: a plain response, a streamed one, and
-// a background stream that is dropped after a few events and resumed. One JSON line out.
+// The Responses API with the TypeScript `openai` SDK: a plain response, a streamed one, a
+// function tool round trip through previous_response_id, and a background stream that is
+// dropped after a few events and resumed. One JSON line out.
 // Env: TOGETHER_BASE_URL (the server's /v1 URL), TETHER_MODEL.
 import OpenAI from 'openai';
 
@@ -25,6 +26,24 @@ for await (const event of stream) {
     streamedFinal = event.response.output_text ?? event.response.output[0].content[0].text;
   }
 }
+
+const weather = {
+  type: 'function',
+  name: 'get_weather',
+  description: 'The weather in a city',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+const asked = await client.responses.create({
+  model, input: 'What is the weather in Paris?', tools: [weather], tool_choice: 'required',
+});
+const call = asked.output.find((item) => item.type === 'function_call');
+const answered = await client.responses.create({
+  model,
+  previous_response_id: asked.id,
+  input: [{ type: 'function_call_output', call_id: call.call_id, output: 'Sunny' }],
+  tools: [weather],
+  max_output_tokens: 8,
+});
 
 const background = await client.responses.create({
   model, input: 'Tell me a story.', max_output_tokens: 32, background: true, stream: true,
@@ -52,4 +71,8 @@ console.log(JSON.stringify({
   streamed_final: streamedFinal,
   resumed,
   resumed_final: stored.output_text,
+  tool: call.name,
+  tool_arguments: JSON.parse(call.arguments),
+  answered_previous: answered.previous_response_id === asked.id,
+  answered_cached: answered.usage.input_tokens_details.cached_tokens,
 }));
