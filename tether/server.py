@@ -53,8 +53,8 @@ def build_app(config: ServerConfig) -> FastAPI:
             log.info("sampling defaults: %s", json.dumps(defaults.as_dict()))
             yield
         finally:
+            await app.state.responses.shutdown(timeout=5.0)
             await engine.stop()
-            await app.state.responses.settle(timeout=5.0)
             if app.state.store is not None:
                 await app.state.store.close()
 

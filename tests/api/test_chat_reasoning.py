@@ -204,3 +204,16 @@ async def test_a_constraint_applies_to_the_answer_after_the_reasoning(
     await client.post(CHAT, json=chat_body(response_format=fmt, reasoning={"enabled": False}))
     spec = engine.requests[-1].params.structured
     assert spec is not None and spec.thinking == ThinkingPrefix("</think>", "<think>")
+
+
+async def test_openai_logprobs_cover_every_token_even_those_held_back(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(CHAT, json=chat_body(stream=True, logprobs=True))
+    entries = [
+        entry
+        for chunk in sse_json(response.content)
+        if chunk["choices"] and chunk["choices"][0]["logprobs"]
+        for entry in chunk["choices"][0]["logprobs"]["content"]
+    ]
+    assert "".join(entry["token"] for entry in entries) == "".join(ANSWER)

@@ -300,3 +300,25 @@ async def test_a_broken_database_is_a_500_and_nothing_is_claimed_stored(
             assert "response.completed" not in [e["type"] for e in stream]
     finally:
         await app.state.store.close()
+
+
+async def test_a_generation_that_fails_is_the_error_status_not_a_200(
+    client: httpx.AsyncClient, engine: FakeEngine
+) -> None:
+    engine.default = Script(["a", "b", "c"], fail_after=1)
+    response = await client.post(RESPONSES, json=body())
+    assert response.status_code >= 500
+    streamed = events(await client.post(RESPONSES, json=body(stream=True)))
+    assert streamed[-1]["type"] == "response.failed"
+
+
+async def test_shutdown_stores_a_running_background_response_as_failed(
+    app: FastAPI, client: httpx.AsyncClient, engine: FakeEngine
+) -> None:
+    engine.default = Script(["a"] * 500, delay_s=0.02)
+    rid = (await client.post(RESPONSES, json=body(background=True))).json()["id"]
+    await asyncio.sleep(0.1)
+    await app.state.responses.shutdown(timeout=5)
+    stored = await app.state.store.get(rid)
+    assert stored is not None and stored.body["status"] == "failed"
+    assert stored.body["error"]["code"] == "server_shutdown"

@@ -85,6 +85,9 @@ def test_tokens_stream_in_hover_shows_alternatives_and_stop_aborts(
     fill(browser, "max_tokens", "2000")
     browser.find_element(By.ID, "ignore_eos").click()  # a long answer, so Stop comes mid-way
     fill(browser, "prompt", "Tell me a story about a lighthouse.")
+    stop = browser.find_element(By.ID, "stop")
+    assert stop.tag_name == "button" and not stop.is_enabled()  # nothing to stop yet
+    assert browser.find_element(By.ID, "stop_strings").is_enabled()
     browser.find_element(By.ID, "send").click()
 
     # Tokens appear one by one: the count is seen growing through several values.
@@ -101,7 +104,8 @@ def test_tokens_stream_in_hover_shows_alternatives_and_stop_aborts(
     assert len(rows) == 1 + 5  # the sampled token and its 5 alternatives (the default)
     assert float(token.get_attribute("data-logprob") or "nan") <= 0
 
-    browser.find_element(By.ID, "stop").click()
+    assert stop.is_enabled() and not browser.find_element(By.ID, "send").is_enabled()
+    stop.click()
     wait_for(lambda: running(server) == 0, 10, "the server to see the disconnect")
     stats = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".msg.assistant .stats"))
     assert "stopped" in stats[0].text and "first token" in stats[0].text

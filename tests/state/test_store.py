@@ -3,6 +3,7 @@ database that cannot be used."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -92,3 +93,36 @@ async def test_a_locked_database_is_a_busy_store_error(
         holder.rollback()
         holder.close()
         await store.close()
+
+
+async def test_a_closed_store_stays_closed() -> None:
+    store = ResponseStore(MEMORY)
+    await store.save(body("resp_1"))
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.save(body("resp_2"))
+    with pytest.raises(StoreError, match="closed"):
+        await store.get("resp_1")
+
+
+async def test_concurrent_saves_do_not_share_a_transaction(tmp_path: Path) -> None:
+    store = ResponseStore(str(tmp_path / "state.db"))
+    try:
+        bodies = [body(f"resp_{n}") for n in range(20)]
+        await asyncio.gather(
+            *(store.save(b, [{"id": "i"}], [{"sequence_number": 0}]) for b in bodies)
+        )
+        for b in bodies:
+            stored = await store.get(b["id"])
+            assert stored is not None and stored.input_items == [{"id": "i"}]
+    finally:
+        await store.close()
+
+
+async def test_an_unwritable_directory_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    store = ResponseStore(str(blocker / "sub" / "state.db"))
+    with pytest.raises(StoreError):
+        await store.save(body("resp_1"))
+    await store.close()

@@ -39,6 +39,8 @@ class ChatStreamer(EnvelopeStreamer):
         buffers = [plan.buffer() for _ in range(n)]
         self._buffers = None if plan.mode == "none" else [b for b in buffers if b is not None]
         self._splitters = None if reasoning is None else [reasoning.splitter() for _ in range(n)]
+        # Tokens whose text is held back: they name (and give logprobs to) the next chunk.
+        self._pending: list[list[TokenInfo]] = [[] for _ in range(n)]
 
     def on_output(self, out: StepOutput) -> list[Chunk]:
         if self._buffers is None and self._splitters is None:
@@ -53,13 +55,14 @@ class ChatStreamer(EnvelopeStreamer):
         if out.finish_reason is None:
             return chunks
         if splitter is not None:
-            chunks += self._part_chunks(index, splitter.finish(), () if chunks else out.tokens)
+            chunks += self._part_chunks(index, splitter.finish(), [])
             self._tally.add_reasoning(splitter.reasoning_tokens)
         reason = out.finish_reason.value
         if self._buffers is not None:
             held, calls = self._buffers[index].finish()
             if held:
-                chunks.append(self.text_chunk(index, held, ()))
+                chunks.append(self.text_chunk(index, held, self._pending[index]))
+                self._pending[index] = []
             if calls:
                 chunks.extend(self._tool_call_chunks(index, calls))
                 reason = FinishReason.TOOL_CALLS.value
@@ -67,19 +70,22 @@ class ChatStreamer(EnvelopeStreamer):
         return chunks
 
     def _part_chunks(
-        self, index: int, parts: list[tuple[Part, str]], tokens: list[TokenInfo] | tuple[()]
+        self, index: int, parts: list[tuple[Part, str]], tokens: list[TokenInfo]
     ) -> list[Chunk]:
-        """Chunks for the pieces; the tokens that released them name the first chunk only."""
+        """Chunks for the pieces. The tokens that released them, after any whose text was
+        held back before, go with the first chunk; with no chunk they wait for the next."""
+        pending = self._pending[index]
+        pending.extend(tokens)
         chunks: list[Chunk] = []
         for part, piece in parts:
             if part == "reasoning":
-                chunks.append(self.builder.text(index, piece, tokens, reasoning=True))
+                chunks.append(self.builder.text(index, piece, pending, reasoning=True))
             else:
                 text = self._buffers[index].feed(piece) if self._buffers is not None else piece
                 if not text:
                     continue
-                chunks.append(self.text_chunk(index, text, tokens))
-            tokens = ()
+                chunks.append(self.text_chunk(index, text, pending))
+            pending = self._pending[index] = []
         return chunks
 
     def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:

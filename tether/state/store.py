@@ -71,6 +71,10 @@ class ResponseStore:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._opening = asyncio.Lock()
+        # One transaction at a time on the one connection: statements of two writers must
+        # not interleave (one's rollback would undo the other's uncommitted writes).
+        self._writing = asyncio.Lock()
+        self._closed = False
 
     async def open(self) -> None:
         """Open (creating and migrating the database as needed); a no-op once open."""
@@ -79,9 +83,11 @@ class ResponseStore:
                 await self._open()
 
     async def _open(self) -> None:
-        if self.path != MEMORY:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if self._closed:
+            raise StoreError("the state database is closed (the server is stopping)")
         try:
+            if self.path != MEMORY:
+                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(
                 self.path if self.path == MEMORY else str(Path(self.path).expanduser()),
                 timeout=BUSY_TIMEOUT_S,
@@ -90,14 +96,19 @@ class ResponseStore:
             if self.path != MEMORY:
                 await self._db.execute("PRAGMA journal_mode = WAL")
             await self._migrate()
-        except sqlite3.Error as exc:
-            await self.close()
+        except (sqlite3.Error, OSError) as exc:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
             raise _store_error(exc, f"cannot open the state database {self.path!r}") from exc
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        """Close for good: later calls raise ``StoreError`` instead of reopening."""
+        self._closed = True
+        async with self._writing:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
 
     async def _migrate(self) -> None:
         db = self._db
@@ -115,6 +126,8 @@ class ResponseStore:
 
     async def _require(self) -> aiosqlite.Connection:
         """The connection, opened on first use."""
+        if self._closed:
+            raise StoreError("the state database is closed (the server is stopping)")
         if self._db is None:
             await self.open()
         assert self._db is not None
@@ -130,39 +143,47 @@ class ResponseStore:
     ) -> None:
         """Insert or replace a response (and, when given, its input items and new events),
         in one transaction: when this returns, it is on disk."""
-        db = await self._require()
         rid = body["id"]
-        try:
-            await db.execute(
-                "INSERT INTO responses (id, created_at, previous_response_id, body) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                (rid, body["created_at"], body.get("previous_response_id"), json.dumps(body)),
-            )
-            if input_items is not None:
-                await db.execute("DELETE FROM input_items WHERE response_id = ?", (rid,))
-                await db.executemany(
-                    "INSERT INTO input_items (response_id, position, item) VALUES (?, ?, ?)",
-                    [(rid, i, json.dumps(item)) for i, item in enumerate(input_items)],
+        async with self._writing:
+            db = await self._require()
+            try:
+                await db.execute(
+                    "INSERT INTO responses (id, created_at, previous_response_id, body) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                    (rid, body["created_at"], body.get("previous_response_id"), json.dumps(body)),
                 )
-            if events:
-                await db.executemany(
-                    "INSERT OR IGNORE INTO events (response_id, sequence_number, event) "
-                    "VALUES (?, ?, ?)",
-                    [(rid, e["sequence_number"], json.dumps(e)) for e in events],
-                )
-            await db.commit()
-        except sqlite3.Error as exc:
-            await _rollback(db)
-            raise _store_error(exc, f"cannot store response {rid}") from exc
+                if input_items is not None:
+                    await db.execute("DELETE FROM input_items WHERE response_id = ?", (rid,))
+                    await db.executemany(
+                        "INSERT INTO input_items (response_id, position, item) VALUES (?, ?, ?)",
+                        [(rid, i, json.dumps(item)) for i, item in enumerate(input_items)],
+                    )
+                if events:
+                    await db.executemany(
+                        "INSERT OR IGNORE INTO events (response_id, sequence_number, event) "
+                        "VALUES (?, ?, ?)",
+                        [(rid, e["sequence_number"], json.dumps(e)) for e in events],
+                    )
+                await db.commit()
+            except sqlite3.Error as exc:
+                await _rollback(db)
+                raise _store_error(exc, f"cannot store response {rid}") from exc
+            except BaseException:  # cancelled half-way: nothing of it may be committed later
+                await asyncio.shield(_rollback(db))
+                raise
 
     async def delete(self, response_id: str) -> bool:
-        db = await self._require()
-        try:
-            cursor = await db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
-            await db.commit()
-        except sqlite3.Error as exc:
-            await _rollback(db)
-            raise _store_error(exc, f"cannot delete response {response_id}") from exc
+        async with self._writing:
+            db = await self._require()
+            try:
+                cursor = await db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
+                await db.commit()
+            except sqlite3.Error as exc:
+                await _rollback(db)
+                raise _store_error(exc, f"cannot delete response {response_id}") from exc
+            except BaseException:
+                await asyncio.shield(_rollback(db))
+                raise
         return cursor.rowcount > 0
 
     # -- reads -----------------------------------------------------------------------------
@@ -206,7 +227,7 @@ async def _rollback(db: aiosqlite.Connection) -> None:
         log.exception("rollback failed")
 
 
-def _store_error(exc: sqlite3.Error, what: str) -> StoreError:
+def _store_error(exc: sqlite3.Error | OSError, what: str) -> StoreError:
     busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower()
     log.error("%s: %s", what, exc)
     return StoreError(f"{what}: {exc}", busy=busy)

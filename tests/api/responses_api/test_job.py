@@ -110,3 +110,45 @@ def test_a_tool_call_becomes_a_function_call_item() -> None:
         "function_call_arguments.done",
         "output_item.done",
     ]
+
+
+async def test_a_slow_reader_behind_memory_gets_every_event_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events leave memory only once saved; a reader fed from the store while the job runs
+    on (and memory moves past what it read) still gets every event, once, in order."""
+    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    log = EventLog()
+    saved: list[dict[str, Any]] = []
+
+    def produce(count: int) -> None:
+        for _ in range(count):
+            saved.append(dict(log.append({"type": "e"})))
+        log.saved_through(saved[-1]["sequence_number"])
+
+    reads = 0
+
+    async def older(after_seq: int) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        if reads <= 3:
+            produce(6)  # the job runs on while the store is read
+        return [e for e in saved if e["sequence_number"] > after_seq][:3]
+
+    produce(10)
+    reader = log.follow(-1, older)
+    seen = [await anext(reader) for _ in range(20)]
+    log.close()
+    seen += [e async for e in reader]
+    assert reads > 3
+    assert [e["sequence_number"] for e in seen] == list(range(len(saved)))
+
+
+def test_unsaved_events_never_leave_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    log = EventLog()
+    for _ in range(10):
+        log.append({"type": "e"})
+    assert log._first == 0  # nothing saved: a plain stream's reader can never fall behind
+    log.saved_through(7)
+    assert log._first == 6  # keeps the last 4 (and everything unsaved)

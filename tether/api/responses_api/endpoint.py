@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # How many earlier responses a ``previous_response_id`` chain may reach back.
 MAX_CHAIN = 256
 MAX_PAGE = 100
+# Ends of responses the store failed to take, kept for polling clients (the newest).
+MAX_UNSTORED = 1024
 
 
 def _storage_failed(exc: StoreError) -> StorageFailed:
@@ -55,6 +58,7 @@ class ResponsesService:
         self.store = store
         self.chat = ChatService(ctx)
         self.jobs: dict[str, ResponseJob] = {}  # running (and background) responses
+        self._unstored: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # -- POST /v1/responses ----------------------------------------------------------------
 
@@ -85,9 +89,11 @@ class ResponsesService:
         if body.background:
             try:
                 await job.save_queued()
-            except StoreError as exc:
-                await stream.aclose()
-                raise _storage_failed(exc) from exc
+            except BaseException as exc:
+                await stream.aclose()  # nothing may keep generating for nobody
+                if isinstance(exc, StoreError):
+                    raise _storage_failed(exc) from exc
+                raise
         self.jobs[job.response_id] = job
         job.start()
         if body.stream:
@@ -102,19 +108,28 @@ class ResponsesService:
         return self._final(job)
 
     def _final(self, job: ResponseJob) -> Response:
-        result = job.body()
-        error = result["error"]
-        if error is not None and error["code"] == "storage_error":
-            raise StorageFailed(error["message"], busy="locked" in error["message"])
-        return JSONResponse(result)
+        """A whole response; one that failed is the error status chat would answer with
+        (503 at shutdown, so that clients retry; 500/503 when the store failed)."""
+        if isinstance(job.error, StoreError):
+            raise _storage_failed(job.error)
+        if job.error is not None:
+            raise as_api_error(job.error)
+        return JSONResponse(job.body())
 
     def _ended(self, job: ResponseJob) -> None:
         self.jobs.pop(job.response_id, None)
+        if job.request.store and not job.stored:
+            # The store failed: keep its end in memory, so that polling sees it end.
+            self._unstored[job.response_id] = job.body()
+            while len(self._unstored) > MAX_UNSTORED:
+                self._unstored.popitem(last=False)
 
-    async def settle(self, timeout: float) -> None:
-        """At shutdown, after the engine stopped: let the jobs it ended store their end
-        before the store closes."""
+    async def shutdown(self, timeout: float) -> None:
+        """Before the engine and the store stop: end the running jobs (background ones are
+        stored as failed with ``server_shutdown``) and let them store their end."""
         tasks = [job.task for job in self.jobs.values() if job.task is not None]
+        for job in list(self.jobs.values()):
+            job.cancel(shutdown=True)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
@@ -172,16 +187,25 @@ class ResponsesService:
         async def older(after_seq: int) -> list[dict[str, Any]]:
             return [] if store is None else await store.events(job.response_id, after_seq)
 
+        last = after
         try:
             async for event in job.log.follow(after, older):
+                last = event["sequence_number"]
                 yield event
+        except Exception as exc:
+            yield _numbered_error(exc, last + 1)
         finally:
             if not detach and not job.finished:
                 job.cancel()  # the client left a response that was only its own
 
     async def _replay(self, response_id: str, after: int) -> AsyncGenerator[dict[str, Any], None]:
         assert self.store is not None
-        for event in await self.store.events(response_id, after):
+        try:
+            events = await self.store.events(response_id, after)
+        except StoreError as exc:
+            yield _numbered_error(exc, after + 1)
+            return
+        for event in events:
             yield event
 
     # -- GET / DELETE / cancel ----------------------------------------------------------------
@@ -194,6 +218,8 @@ class ResponsesService:
         job = self.jobs.get(response_id)
         if job is not None and job.request.store:
             return JSONResponse(job.body())
+        if response_id in self._unstored:
+            return JSONResponse(self._unstored[response_id])
         return JSONResponse((await self._stored(response_id)).body)
 
     async def _resume(self, response_id: str, after: int) -> Response:
@@ -267,6 +293,15 @@ class ResponsesService:
                 raise InvalidRequest(f"after: no input item {after!r}", "after")
             items = items[ids.index(after) + 1 :]
         return JSONResponse(wire.item_list(items[:limit], has_more=len(items) > limit))
+
+
+def _numbered_error(exc: Exception, sequence_number: int) -> dict[str, Any]:
+    """The in-stream ``error`` event, numbered like the events before it."""
+    error = _storage_failed(exc) if isinstance(exc, StoreError) else as_api_error(exc)
+    detail = error.detail()
+    event = wire.error_event(detail["code"] or detail["type"], detail["message"], detail["param"])
+    event["sequence_number"] = sequence_number
+    return event
 
 
 def _int_param(text: str | None, name: str, *, default: int) -> int:

@@ -21,7 +21,7 @@ from tether.api.responses_api import wire
 from tether.api.tool_calls import ToolPlan, new_call_id
 from tether.chat.reasoning import Part, Reasoning
 from tether.engine.base import RequestStream
-from tether.engine.errors import EngineError
+from tether.engine.errors import EngineError, EngineShutdownError
 from tether.engine.request import FinishReason, StepOutput
 from tether.state.store import ResponseStore, StoreError
 
@@ -190,11 +190,16 @@ def _copy(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventLog:
-    """A response's events, numbered from 0, with readers that follow them live."""
+    """A response's events, numbered from 0, with readers that follow them live.
+
+    Memory keeps at most ``MAX_EVENTS_IN_MEMORY`` events, and drops only events the job
+    marked saved (``saved_through``): an event that left memory can always be read back.
+    """
 
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
         self._first = 0  # sequence number of self._events[0]
+        self._saved = -1  # events up to this sequence number are in the store
         self._changed = asyncio.Event()
         self.closed = False
 
@@ -205,16 +210,24 @@ class EventLog:
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
         event["sequence_number"] = self.next_sequence
         self._events.append(event)
-        if len(self._events) > MAX_EVENTS_IN_MEMORY:
-            drop = len(self._events) - MAX_EVENTS_IN_MEMORY
-            del self._events[:drop]
-            self._first += drop
+        self._trim()
         self._wake()
         return event
+
+    def saved_through(self, sequence_number: int) -> None:
+        self._saved = max(self._saved, sequence_number)
+        self._trim()
 
     def close(self) -> None:
         self.closed = True
         self._wake()
+
+    def _trim(self) -> None:
+        excess = len(self._events) - MAX_EVENTS_IN_MEMORY
+        drop = min(excess, self._saved + 1 - self._first)
+        if drop > 0:
+            del self._events[:drop]
+            self._first += drop
 
     def _wake(self) -> None:
         self._changed.set()
@@ -223,24 +236,26 @@ class EventLog:
     async def follow(
         self, after: int, older: Callable[[int], Awaitable[list[dict[str, Any]]]]
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every event with a sequence number above ``after``, in order, then each new one
-        until the log closes. ``older(n)`` reads events after ``n`` that left memory."""
+        """Every event with a sequence number above ``after``, in order and each once, then
+        each new one until the log closes. ``older(n)`` reads saved events after ``n``."""
         next_seq = after + 1
         while True:
             changed = self._changed
             if next_seq < self._first:
+                progressed = False
                 for event in await older(next_seq - 1):
-                    if event["sequence_number"] >= self._first:
-                        break
+                    if event["sequence_number"] != next_seq:
+                        continue
                     yield event
-                next_seq = max(next_seq, self._first)
+                    next_seq, progressed = next_seq + 1, True
+                    if next_seq >= self._first:
+                        break
+                if not progressed and next_seq < self._first:
+                    raise RuntimeError(f"event {next_seq} is neither in memory nor stored")
                 continue
-            while next_seq < self.next_sequence:
-                if next_seq < self._first:
-                    break
+            if next_seq < self.next_sequence:
                 yield self._events[next_seq - self._first]
                 next_seq += 1
-            if next_seq < self._first:
                 continue
             if self.closed:
                 return
@@ -282,7 +297,10 @@ class ResponseJob:
         self._items_saved = False
         self._saved_at = time.monotonic()
         self.stored = False  # the final response is on disk
+        self.error: Exception | None = None  # what ended it, when it failed
         self.task: asyncio.Task[None] | None = None
+        self._cancelling = False
+        self._shutdown = False
 
     def body(self) -> dict[str, Any]:
         return wire.response_object(
@@ -310,13 +328,17 @@ class ResponseJob:
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
 
-    def cancel(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
+    def cancel(self, *, shutdown: bool = False) -> None:
+        """Stop generating (once: a second cancel must not interrupt the first's save)."""
+        if self._cancelling or self.task is None or self.task.done():
+            return
+        self._cancelling, self._shutdown = True, shutdown
+        self.task.cancel()
 
     async def wait(self) -> None:
-        if self.task is not None:
-            await asyncio.shield(self.task)
+        """Until the job has ended (cancelling the waiter leaves the job running)."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
 
     async def _run(self) -> None:
         try:
@@ -325,15 +347,23 @@ class ResponseJob:
             self._emit(wire.event("response.in_progress", response=self.body()))
             await self._generate()
         except asyncio.CancelledError:
-            self._status = "cancelled"
+            if self._shutdown:
+                self.error = EngineShutdownError("the server is shutting down")
+                self._fail("server_shutdown", str(self.error))
+            else:
+                self._status = "cancelled"
             await self._save_quietly()
         except StoreError as exc:
+            self.error = exc
             self._fail("storage_error", str(exc))
+            await self._save_quietly()  # the failure itself, if the store has recovered
         except EngineError as exc:
+            self.error = exc
             self._fail("server_error", str(exc))
             await self._save_quietly()
         except Exception as exc:
             log.exception("response %s failed", self.response_id)
+            self.error = exc
             self._fail("server_error", f"internal error: {type(exc).__name__}")
             await self._save_quietly()
         finally:
@@ -342,11 +372,14 @@ class ResponseJob:
             self._on_end(self)
 
     async def _save_quietly(self) -> None:
-        """Store an unsuccessful end; a store that fails now too is only logged."""
+        """Store an unsuccessful end (shielded: a cancel must not cut the write in two); a
+        store that fails now too is only logged (the endpoint keeps the end in memory)."""
         try:
-            await self._save_end(announce=False)
-        except (StoreError, ValueError) as exc:  # aiosqlite: ValueError once closed
+            await asyncio.shield(self._save_end(announce=False))
+        except StoreError as exc:
             log.error("response %s: its end was not stored: %s", self.response_id, exc)
+        except asyncio.CancelledError:
+            pass
 
     async def _generate(self) -> None:
         builder = self._builder
@@ -387,6 +420,7 @@ class ResponseJob:
         if due or len(self._unsaved) >= SAVE_EVERY_EVENTS:
             items = None if self._items_saved else self._input_items
             await self._store.save(self.body(), items, self._unsaved)
+            self.log.saved_through(self._unsaved[-1]["sequence_number"] if self._unsaved else -1)
             self._items_saved = True
             self._unsaved, self._saved_at = [], time.monotonic()
 
@@ -402,6 +436,8 @@ class ResponseJob:
             items = None if self._items_saved else self._input_items
             background = self.request.background
             await self._store.save(self.body(), items, events if background else None)
+            if background and events:
+                self.log.saved_through(events[-1]["sequence_number"])
             self._unsaved, self._items_saved = [], True
             self.stored = True
         if final is not None:

@@ -111,7 +111,7 @@ function requestBody() {
     const value = numberField(id, parse);
     if (value !== null) body[id] = value;
   }
-  const stop = $('stop').value.split('\n').filter((line) => line !== '');
+  const stop = $('stop_strings').value.split('\n').filter((line) => line !== '');
   if (stop.length) body.stop = stop;
   const format = responseFormat();
   if (format) body.response_format = format;
@@ -141,12 +141,14 @@ async function* events(response) {
 
 async function ask(text) {
   hideError();
+  // This conversation: "New chat" while an answer streams must not receive its end.
+  const history = state.history;
   let body;
   try {
-    state.history.push({ role: 'user', content: text });
+    history.push({ role: 'user', content: text });
     body = requestBody();
   } catch (error) {
-    state.history.pop();
+    history.pop();
     showError(error.message);
     return;
   }
@@ -154,7 +156,7 @@ async function ask(text) {
   const bubble = addMessage('assistant', '');
   const wire = [];
   $('wire').textContent = '';
-  const answer = { text: '', tokens: 0, usage: null, finish: null, first: null };
+  const answer = { text: '', tokens: 0, usage: null, finish: null, first: null, failed: false };
   const started = performance.now();
   state.controller = new AbortController();
   setBusy(true);
@@ -179,11 +181,15 @@ async function ask(text) {
     }
   } catch (error) {
     if (error.name === 'AbortError') answer.finish = 'stopped';
-    else showError(error.message);
+    else {
+      answer.failed = true;
+      showError(error.message);
+    }
   } finally {
     state.controller = null;
     setBusy(false);
-    state.history.push({ role: 'assistant', content: answer.text });
+    if (answer.failed && !answer.text) history.pop(); // the turn never happened
+    else history.push({ role: 'assistant', content: answer.text });
     showStats(bubble, answer, started);
   }
 }
