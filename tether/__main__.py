@@ -4,4 +4,7 @@ import sys
 
 from tether.cli import main
 
-sys.exit(main())
+# The guard matters: vLLM starts its engine core with multiprocessing's ``spawn``, which
+# imports this module again in the child.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -93,6 +93,15 @@ SERVE_FLAGS = (
     ),
     Flag("state_db", str, "SQLite file of stored responses (default: the user data directory)"),
     Flag("no_store", _bool, "store no Responses API responses (default false)"),
+    Flag("engine", str, "llamacpp (a GGUF, the default) or vllm (a Hugging Face model)"),
+    Flag("max_model_len", int, "vLLM's name for --ctx-size (wins over it)"),
+    Flag("tensor_parallel_size", int, "vLLM: GPUs (or CPU sockets) per model replica (default 1)"),
+    Flag("pipeline_parallel_size", int, "vLLM: pipeline stages (default 1)"),
+    Flag("distributed_executor_backend", str, "vLLM: mp (one node) or ray (several)"),
+    Flag("gpu_memory_utilization", float, "vLLM: share of GPU memory to use (default vLLM's)"),
+    Flag("dtype", str, "vLLM: weight dtype, e.g. bfloat16 (default auto)"),
+    Flag("enforce_eager", _bool, "vLLM: no CUDA graphs / torch.compile (default false)"),
+    Flag("engine_args", _json_object, "vLLM: JSON object of any other AsyncEngineArgs"),
 )
 
 
@@ -259,6 +268,29 @@ def _bench(args: argparse.Namespace) -> None:
     run_command(args)
 
 
+# -- convert ---------------------------------------------------------------------------
+
+
+def _convert_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="turn a GGUF into a Hugging Face folder for --engine vllm",
+        description="Dequantize a GGUF model into a Hugging Face folder (bfloat16) that "
+        "vLLM can load (vLLM has no CPU path for GGUF). Needs the 'convert' extra.",
+    )
+    p.add_argument("gguf", help="the GGUF file, or 'embedded' for the default model")
+    p.add_argument("out_dir", help="the folder to write")
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from tether.engines.llamacpp.gguf import default_model_path
+    from tether.engines.vllm.convert import convert
+
+    source = default_model_path() if args.gguf == "embedded" else args.gguf
+    out = convert(source, args.out_dir)
+    print(f"converted {source} -> {out}")
+
+
 # -- main ------------------------------------------------------------------------------
 
 
@@ -280,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _client_parsers(sub)
     _bench_parser(sub)
+    _convert_parser(sub)
     return p
 
 
@@ -296,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tether.server import serve
 
         serve(config)
+        return 0
+    if args.command == "convert":
+        _convert(args)
         return 0
     return _run_client(COMMANDS[args.command], args)
 

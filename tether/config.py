@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, cast
 
 import platformdirs
 
 from tether.chat.template import ChatTemplate
 from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
 from tether.engine.sampling_params import SamplingDefaults
+from tether.engines.vllm.config import VllmOptions
 
 LOOPBACK = "127.0.0.1"
+ENGINES = ("llamacpp", "vllm")
 __all__ = ["DEFAULT_MODEL_ID", "LOOPBACK", "ServerConfig"]
 
 
@@ -57,6 +60,17 @@ class ServerConfig:
     sampling_defaults: dict[str, float] = field(default_factory=dict)
     state_db: str | None = None
     no_store: bool = False
+    # The engine: "llamacpp" (a GGUF) or "vllm" (a Hugging Face folder or hub id), and
+    # vLLM's own options (tether.engines.vllm.config.VllmOptions).
+    engine: str = "llamacpp"
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+    gpu_memory_utilization: float | None = None
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    engine_args: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +95,11 @@ class ServerConfig:
             SamplingDefaults().with_values(self.sampling_defaults)
         except ValueError as exc:
             raise ValueError(f"sampling_defaults: {exc}") from exc
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine == "vllm" and self.model_path is None:
+            raise ValueError("engine vllm needs --model: a Hugging Face folder or hub id")
+        self.vllm_options()  # vLLM's own checks
 
     def chat_template_source(self) -> str | None:
         """The text of ``chat_template``; ``ValueError`` when it cannot be read."""
@@ -101,12 +120,26 @@ class ServerConfig:
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
 
+    def vllm_options(self) -> VllmOptions:
+        backend = self.distributed_executor_backend
+        if backend not in (None, "mp", "ray"):
+            raise ValueError(f"distributed_executor_backend must be mp or ray, got {backend!r}")
+        return VllmOptions(
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size,
+            distributed_executor_backend=cast(Literal["mp", "ray"] | None, backend),
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            dtype=self.dtype,
+            enforce_eager=self.enforce_eager,
+            engine_args=dict(self.engine_args),
+        )
+
     def engine_config(self) -> EngineConfig:
         """The engine's part of this configuration."""
         return EngineConfig(
             model=self.model_path,
             model_id=self.model_id,
-            ctx_size=self.ctx_size,
+            ctx_size=self.max_model_len or self.ctx_size,
             max_seqs=self.max_seqs,
             max_queue=self.max_queue,
             batch_tokens=self.batch_tokens,

@@ -11,7 +11,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,17 +19,36 @@ from fastapi import FastAPI
 from tether.api.shutdown import Shutdown
 from tether.chat.template import ChatTemplate
 from tether.config import LOOPBACK, ServerConfig
+from tether.engine.base import Engine
 
 log = logging.getLogger("tether")
+
+
+class ServedEngine(Engine, Protocol):
+    """An engine with a lifecycle: the server starts it before serving, stops it after."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_engine(config: ServerConfig) -> ServedEngine:
+    """The engine ``config`` names (imported only when chosen: vLLM is an optional extra)."""
+    if config.engine == "vllm":
+        from tether.engines.vllm.engine import VllmEngine
+
+        return VllmEngine(config.engine_config(), config.vllm_options())
+    from tether.engines.llamacpp.async_engine import AsyncEngine
+
+    return AsyncEngine(config.engine_config())
 
 
 def build_app(config: ServerConfig) -> FastAPI:
     """The app, with the engine's lifecycle as its lifespan and the access log around it."""
     from tether.api.access_log import AccessLogMiddleware
     from tether.api.app import create_app
-    from tether.engines.llamacpp.async_engine import AsyncEngine
 
-    engine = AsyncEngine(config.engine_config())
+    engine = build_engine(config)
     app = create_app(engine, config)
 
     @asynccontextmanager
@@ -40,10 +59,11 @@ def build_app(config: ServerConfig) -> FastAPI:
             if config.chat_template is None:
                 ChatTemplate(engine.chat_template)
             log.info(
-                "model %s (%s), context %d x %d sequences, http://%s:%d, auth %s",
+                "model %s (%s, %s), context %d x %d sequences, http://%s:%d, auth %s",
                 config.model_id,
                 config.model_path or "embedded",
-                config.ctx_size,
+                config.engine,
+                engine.context_length,
                 config.max_seqs,
                 config.host,
                 config.port,

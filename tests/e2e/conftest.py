@@ -13,12 +13,25 @@ from together import Together
 from tests.conftest import AUTH_KEYS, RunningServer
 
 Server = RunningServer
-__all__ = ["AUTH_KEYS", "Server"]
+__all__ = ["AUTH_KEYS", "ENGINES", "Server", "on_engines"]
+
+
+# The engines an end-to-end module runs on: ``pytestmark = on_engines(...)`` parametrizes
+# its ``server`` (and so every client fixture) over them.
+ENGINES = ("llamacpp", "vllm")
+
+
+def on_engines(*engines: str) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("server", engines or ENGINES, indirect=True)
 
 
 @pytest.fixture(scope="session")
-def server(tether_server: RunningServer) -> RunningServer:
-    return tether_server
+def server(request: pytest.FixtureRequest) -> RunningServer:
+    """The suite's shared server: llama.cpp, or vLLM where a module parametrizes it."""
+    engine = getattr(request, "param", "llamacpp")
+    if engine == "vllm":
+        return request.getfixturevalue("tether_vllm_server")
+    return request.getfixturevalue("tether_server")
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import pytest
 from langchain_openai import ChatOpenAI
 from langchain_together import ChatTogether
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 
 def chat_model(server: Server, **kwargs: object) -> ChatOpenAI:

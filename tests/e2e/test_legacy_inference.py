@@ -9,9 +9,9 @@ import pytest
 import requests
 import sseclient
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 
 def test_sseclient_recipe_streams_text_until_done(server: Server) -> None:

@@ -9,10 +9,10 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 from tests.e2e.wire import chat_body, running_requests
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 STREAMS = 16
 FREED_WITHIN_S = 10.0

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 from tests.e2e.test_structured_output import FORCE_WEATHER, PERSON, WEATHER_TOOL
 from tests.e2e.wire import chat_body, json_chunks, stream_bytes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 CHAT = "/v1/chat/completions"
 YES_NO = {"type": "regex", "pattern": "(yes|no)"}

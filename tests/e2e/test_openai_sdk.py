@@ -5,9 +5,9 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 USER = [{"role": "user", "content": "Name three colours."}]
 

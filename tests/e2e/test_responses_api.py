@@ -14,11 +14,11 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 from tests.e2e.test_typescript_sdk import run_script
 from tether.config import DEFAULT_MODEL_ID
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 MODEL = DEFAULT_MODEL_ID
 WEATHER = {
@@ -98,9 +98,12 @@ def test_a_function_tool_round_trip(openai_client: openai.OpenAI) -> None:
     assert second.previous_response_id == first.id
 
 
+SEA = " ".join(f"The sea is wide and deep and blue, wave {n}." for n in range(24))
+
+
 def test_previous_response_id_reuses_the_cached_prefix(openai_client: openai.OpenAI) -> None:
     first = openai_client.responses.create(
-        model=MODEL, input="Say something about the sea.", max_output_tokens=16, temperature=0
+        model=MODEL, input=f"{SEA} Say something about it.", max_output_tokens=16, temperature=0
     )
     second = openai_client.responses.create(
         model=MODEL,
@@ -111,8 +114,10 @@ def test_previous_response_id_reuses_the_cached_prefix(openai_client: openai.Ope
     )
     assert first.usage is not None and second.usage is not None
     assert second.usage.input_tokens > first.usage.input_tokens
-    # The whole first prompt, at least, came from the prefix cache.
-    assert second.usage.input_tokens_details.cached_tokens >= first.usage.input_tokens - 1
+    # The first prompt came from the prefix cache: all of it on llama.cpp, its whole blocks
+    # on vLLM (which caches whole KV blocks, 128 tokens on CPU).
+    assert first.usage.input_tokens > 256
+    assert second.usage.input_tokens_details.cached_tokens >= first.usage.input_tokens // 2
 
 
 def test_a_dropped_background_stream_resumes_exactly_once(

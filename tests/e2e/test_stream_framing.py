@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 from tests.e2e.wire import KEEPALIVE, chat_body, json_chunks, split_events, stream_bytes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 CHAT = "/v1/chat/completions"
 ENDPOINTS = {

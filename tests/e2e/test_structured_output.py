@@ -14,10 +14,10 @@ import openai
 import pytest
 from together import Together
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 from tests.e2e.wire import assemble_tool_call, chat_body, json_chunks, stream_bytes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 PERSON = {
     "type": "object",

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from together import Together
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 USER = [{"role": "user", "content": "Name three colours."}]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, on_engines
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, on_engines()]
 
 TS_DIR = Path(__file__).parent / "ts"
 

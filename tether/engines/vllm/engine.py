@@ -1,0 +1,421 @@
+"""``VllmEngine``: the ``Engine`` seam over vLLM's ``AsyncLLM``.
+
+vLLM schedules, samples, detokenizes (with stop strings and UTF-8 hold-back), caches
+prefixes and constrains output; each request here is one ``AsyncLLM.generate`` with
+``RequestOutputKind.DELTA``, and its outputs are mapped onto ``StepOutput`` token by token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from tether.engine.config import EngineConfig
+from tether.engine.errors import (
+    ContextLengthExceededError,
+    EngineDeadError,
+    EngineError,
+    InvalidRequestError,
+    QueueFullError,
+)
+from tether.engine.request import (
+    EngineStats,
+    FinishReason,
+    GenerationRequest,
+    StepOutput,
+    TokenInfo,
+    TopLogprob,
+)
+from tether.engine.sampling_params import SamplingDefaults
+from tether.engines.vllm.config import VllmOptions
+from tether.engines.vllm.params import new_seed, sampling_kwargs, structured_outputs
+
+log = logging.getLogger(__name__)
+
+# Fields of vLLM's per-model sampling defaults (its ``generation_config.json`` reading) that
+# Tether's defaults know.
+_DEFAULT_FIELDS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+}
+
+
+class VllmEngine:
+    """One ``AsyncLLM`` serving ``config.model`` (a Hugging Face folder or hub id)."""
+
+    def __init__(self, config: EngineConfig, options: VllmOptions) -> None:
+        if config.model is None:
+            raise ValueError("the vLLM engine needs --model (a Hugging Face folder or hub id)")
+        self.config = config
+        self.options = options
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._special: frozenset[int] = frozenset()
+        self._vocab_size = 0
+        self._chat_template: str | None = None
+        self._defaults = SamplingDefaults()
+        self._streams: dict[str, VllmStream] = {}
+        self._ended: EngineError | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model (vLLM starts its engine core in another process), then warm up:
+        the first request after a start is several seconds slower."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        args = AsyncEngineArgs(**self.engine_args())
+        self._llm = AsyncLLM.from_engine_args(args)
+        tokenizer = self._llm.get_tokenizer()
+        self._tokenizer = tokenizer
+        self._special = frozenset(getattr(tokenizer, "all_special_ids", ()))
+        self._vocab_size = len(tokenizer)
+        template = getattr(tokenizer, "chat_template", None)
+        if isinstance(template, dict):
+            template = template.get("default")
+        self._chat_template = template if isinstance(template, str) else None
+        self._defaults = self._model_defaults()
+        await self._warm_up()
+
+    def engine_args(self) -> dict[str, Any]:
+        """``AsyncEngineArgs`` for this config: Tether's sizes, then the vLLM options, then
+        the pass-through ``engine_args`` (which win)."""
+        cfg, opts = self.config, self.options
+        args: dict[str, Any] = {
+            "model": cfg.model,
+            "served_model_name": [cfg.model_id],
+            "max_model_len": cfg.ctx_size,
+            "max_num_seqs": cfg.max_seqs,
+            "tensor_parallel_size": opts.tensor_parallel_size,
+            "pipeline_parallel_size": opts.pipeline_parallel_size,
+            "dtype": opts.dtype,
+            "enforce_eager": opts.enforce_eager,
+            "enable_prefix_caching": True,
+            "disable_log_stats": True,
+        }
+        if opts.distributed_executor_backend is not None:
+            args["distributed_executor_backend"] = opts.distributed_executor_backend
+        if opts.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = opts.gpu_memory_utilization
+        args.update(opts.engine_args)
+        # No free whitespace in constrained JSON: a small model loops on it (Tether's llama.cpp
+        # grammars allow one space between tokens for the same reason). vLLM sets this per
+        # engine, not per request.
+        structured = {
+            "backend": "xgrammar",
+            "disable_any_whitespace": True,
+            **dict(args.get("structured_outputs_config") or {}),
+        }
+        args["structured_outputs_config"] = _structured_outputs_config(structured)
+        return args
+
+    def _model_defaults(self) -> SamplingDefaults:
+        try:
+            recommended = self._llm.model_config.get_diff_sampling_param()
+        except Exception:  # an older vLLM without it: its neutral defaults
+            return SamplingDefaults()
+        known = {k: v for k, v in recommended.items() if k in _DEFAULT_FIELDS}
+        try:
+            return SamplingDefaults().with_values(known)
+        except ValueError as exc:
+            log.warning("ignoring the model's generation defaults %s: %s", known, exc)
+            return SamplingDefaults()
+
+    async def _warm_up(self) -> None:
+        from vllm import SamplingParams as VllmSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        ids = self.tokenize("Hello")
+        params = VllmSamplingParams(max_tokens=2, temperature=0)
+        async for _ in self._llm.generate(TokensPrompt(prompt_token_ids=ids), params, "warmup"):
+            pass
+
+    async def stop(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+    # -- the Engine protocol -----------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    @property
+    def context_length(self) -> int:
+        return self.config.ctx_size
+
+    @property
+    def ready(self) -> bool:
+        return self._llm is not None and self._ended is None and not self._llm.errored
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        return list(self._require_tokenizer().encode(text, add_special_tokens=add_special))
+
+    def token_text(self, token_id: int) -> str:
+        return str(self._require_tokenizer().decode([token_id]))
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._chat_template
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        return self._defaults
+
+    def generate(self, request: GenerationRequest) -> VllmStream:
+        if self._ended is not None:
+            raise self._ended
+        if self._llm is None:
+            raise EngineDeadError("the vLLM engine is not running")
+        params = request.params
+        prompt = request.prompt_token_ids
+        if not prompt:
+            raise InvalidRequestError("the prompt is empty", "prompt")
+        if len(prompt) + params.max_tokens > self.config.ctx_size:
+            raise ContextLengthExceededError(len(prompt), params.max_tokens, self.config.ctx_size)
+        if params.n > self.config.max_seqs:
+            raise InvalidRequestError(
+                f"n: at most {self.config.max_seqs} choices (--max-seqs)", "n"
+            )
+        if len(self._streams) >= self.config.max_seqs + self.config.max_queue:
+            raise QueueFullError("too many requests are waiting; retry later")
+        seed = params.seed if params.seed is not None else new_seed()
+        stream = VllmStream(self, request, self._vllm_params(request, seed), seed)
+        self._streams[request.request_id] = stream
+        return stream
+
+    def _vllm_params(self, request: GenerationRequest, seed: int) -> Any:
+        """vLLM's ``SamplingParams``, built now: what vLLM refuses is a 400 before any work."""
+        from vllm import SamplingParams as VllmSamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        params = request.params
+        kwargs = dict(sampling_kwargs(params, seed, self._vocab_size))
+        if params.structured is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(
+                **structured_outputs(params.structured)
+            )
+        try:
+            return VllmSamplingParams(output_kind=RequestOutputKind.DELTA, **kwargs)
+        except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError
+            raise InvalidRequestError(f"vLLM refused the request: {exc}") from exc
+
+    def stats(self) -> EngineStats:
+        running = sum(1 for stream in self._streams.values() if stream.started)
+        return EngineStats(running=running, waiting=len(self._streams) - running)
+
+    def end_all(self, error: EngineError) -> None:
+        self._ended = error
+        for stream in list(self._streams.values()):
+            stream.fail(error)
+        if self._streams and self._llm is not None:
+            task = asyncio.ensure_future(self._llm.abort(list(self._streams)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def abort(self, request_id: str) -> None:
+        if request_id in self._streams and self._llm is not None:
+            await self._llm.abort(request_id)
+
+    # -- for streams -------------------------------------------------------------------------
+
+    def _require_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise EngineDeadError("the vLLM engine is not loaded")
+        return self._tokenizer
+
+    def _forget(self, request_id: str) -> None:
+        self._streams.pop(request_id, None)
+
+
+class VllmStream:
+    """One request's outputs. Closing it before the end aborts the request in vLLM."""
+
+    def __init__(
+        self, engine: VllmEngine, request: GenerationRequest, params: Any, seed: int
+    ) -> None:
+        self._engine = engine
+        self._request = request
+        self._params = params
+        # Greedy with n > 1: vLLM computes one choice, which every index receives.
+        self._copies = request.params.n if params.n == 1 else 1
+        self._seed = seed
+        self._gen: AsyncGenerator[Any, None] | None = None
+        self._ready: deque[StepOutput] = deque()
+        self._unfinished = request.params.n
+        self._counts = [0] * request.params.n
+        self._error: EngineError | None = None
+        self._closed = False
+        self._prompt_logprobs_sent = False
+        self.started = False
+
+    def fail(self, error: EngineError) -> None:
+        self._error = error
+
+    def __aiter__(self) -> VllmStream:
+        return self
+
+    async def __anext__(self) -> StepOutput:
+        while not self._ready:
+            if self._error is not None:
+                self._finish()
+                raise self._error
+            if self._unfinished == 0 or self._closed:
+                self._finish()
+                raise StopAsyncIteration
+            await self._pull()
+        return self._ready.popleft()
+
+    async def _pull(self) -> None:
+        if self._gen is None:
+            self._gen = self._start()
+        try:
+            output = await self._gen.__anext__()
+        except StopAsyncIteration:
+            self._unfinished = 0
+            return
+        except EngineError:
+            raise
+        except Exception as exc:  # vLLM's engine died (EngineDeadError and friends)
+            log.error("vLLM failed on request %s: %s", self._request.request_id, exc)
+            self._error = EngineDeadError(f"the vLLM engine failed: {exc}")
+            return
+        self._convert(output)
+
+    def _start(self) -> AsyncGenerator[Any, None]:
+        from vllm.inputs import TokensPrompt
+
+        prompt = TokensPrompt(prompt_token_ids=self._request.prompt_token_ids)
+        llm = self._engine._llm
+        if llm is None:
+            raise EngineDeadError("the vLLM engine is not running")
+        self.started = True
+        gen: AsyncGenerator[Any, None] = llm.generate(
+            prompt, self._params, self._request.request_id
+        )
+        return gen
+
+    def _convert(self, output: Any) -> None:
+        prompt_tokens = len(self._request.prompt_token_ids)
+        cached = int(getattr(output, "num_cached_tokens", 0) or 0)
+        prompt_logprobs = None
+        if self._request.params.prompt_logprobs and not self._prompt_logprobs_sent:
+            prompt_logprobs = self._prompt_logprobs(output)
+            self._prompt_logprobs_sent = True
+        for completion in output.outputs:
+            tokens = self._tokens(completion)
+            finish = _finish_reason(completion.finish_reason)
+            if finish is None and not tokens and not completion.text:
+                continue
+            if completion.finish_reason == "abort" and self._error is None:
+                # Aborted by us (the consumer left) or by vLLM: nothing more will come.
+                self._error = EngineDeadError("the request was aborted")
+                return
+            first = completion.index * self._copies
+            for index in range(first, first + self._copies):
+                self._counts[index] += len(tokens)
+                if finish is not None:
+                    self._unfinished -= 1
+                self._ready.append(
+                    StepOutput(
+                        request_id=self._request.request_id,
+                        index=index,
+                        tokens=tokens,
+                        text=completion.text,
+                        finish_reason=finish,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=self._counts[index],
+                        cached_tokens=cached,
+                        seed=self._seed,
+                        prompt_logprobs=prompt_logprobs,
+                    )
+                )
+                prompt_logprobs = None
+
+    def _tokens(self, completion: Any) -> list[TokenInfo]:
+        engine = self._engine
+        want = self._request.params.logprobs
+        ids = list(completion.token_ids)
+        per_token = completion.logprobs or [None] * len(ids)
+        tokens = []
+        for token_id, entries in zip(ids, per_token, strict=False):
+            chosen = entries.get(token_id) if entries else None
+            text = chosen.decoded_token if chosen is not None and chosen.decoded_token else None
+            tokens.append(
+                TokenInfo(
+                    id=token_id,
+                    text=text if text is not None else engine.token_text(token_id),
+                    logprob=float(chosen.logprob) if chosen is not None else 0.0,
+                    special=token_id in engine._special,
+                    top_logprobs=_alternatives(entries, want) if want is not None else None,
+                )
+            )
+        return tokens
+
+    def _prompt_logprobs(self, output: Any) -> list[float | None] | None:
+        rows = getattr(output, "prompt_logprobs", None)
+        if rows is None:
+            return None
+        ids = self._request.prompt_token_ids
+        scores: list[float | None] = []
+        for position, row in enumerate(rows):
+            entry = row.get(ids[position]) if row else None
+            scores.append(None if entry is None else float(entry.logprob))
+        return scores
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        unfinished = self._unfinished > 0
+        if self._gen is not None:
+            await self._gen.aclose()  # vLLM aborts a request whose generator is closed
+        if unfinished and self._gen is not None:
+            await self._engine.abort(self._request.request_id)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._engine._forget(self._request.request_id)
+
+    async def __aenter__(self) -> VllmStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _structured_outputs_config(fields: dict[str, Any]) -> Any:
+    from vllm.config import StructuredOutputsConfig
+
+    return StructuredOutputsConfig(**fields)
+
+
+def _finish_reason(reason: str | None) -> FinishReason | None:
+    if reason is None or reason == "abort":
+        return None
+    return FinishReason.LENGTH if reason == "length" else FinishReason.STOP
+
+
+def _alternatives(entries: Any, k: int) -> tuple[TopLogprob, ...]:
+    """The ``k`` most likely tokens at a position, from vLLM's ``{id: Logprob}``."""
+    if not entries or k <= 0:
+        return ()
+    ranked = sorted(entries.items(), key=lambda item: item[1].rank or 0)
+    return tuple(
+        TopLogprob(token_id, entry.decoded_token or "", float(entry.logprob))
+        for token_id, entry in ranked
+        if entry.rank is not None and entry.rank <= k
+    )[:k]
