@@ -47,7 +47,7 @@ vllm: $(VLLM_MODEL_STAMP)
 serve: $(STAMP)
 	$(BIN)/tether serve
 
-test: $(STAMP) $(TS_STAMP)
+test: $(STAMP) $(TS_STAMP) $(VLLM_MODEL_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

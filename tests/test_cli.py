@@ -75,6 +75,15 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_SAMPLING_DEFAULTS": '{"temperature": 0.7, "top_k": 20}',
         "TETHER_STATE_DB": "/tmp/state.db",
         "TETHER_NO_STORE": "true",
+        "TETHER_ENGINE": "vllm",
+        "TETHER_MAX_MODEL_LEN": "1024",
+        "TETHER_TENSOR_PARALLEL_SIZE": "2",
+        "TETHER_PIPELINE_PARALLEL_SIZE": "2",
+        "TETHER_DISTRIBUTED_EXECUTOR_BACKEND": "ray",
+        "TETHER_GPU_MEMORY_UTILIZATION": "0.8",
+        "TETHER_DTYPE": "bfloat16",
+        "TETHER_ENFORCE_EAGER": "1",
+        "TETHER_ENGINE_ARGS": '{"kv_cache_dtype": "fp8"}',
         "TETHER_API_KEYS": "k1, k2",
     }
     assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
@@ -98,6 +107,15 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         sampling_defaults={"temperature": 0.7, "top_k": 20},
         state_db="/tmp/state.db",
         no_store=True,
+        engine="vllm",
+        max_model_len=1024,
+        tensor_parallel_size=2,
+        pipeline_parallel_size=2,
+        distributed_executor_backend="ray",
+        gpu_memory_utilization=0.8,
+        dtype="bfloat16",
+        enforce_eager=True,
+        engine_args={"kv_cache_dtype": "fp8"},
         api_keys=("k1", "k2"),
     )
 
@@ -145,6 +163,17 @@ def test_bad_sampling_defaults_are_a_usage_error(value: str, message: str) -> No
     result = tether("serve", "--sampling-defaults", value)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_the_vllm_engine_needs_a_model_and_valid_options() -> None:
+    result = tether("serve", "--engine", "vllm")
+    assert result.returncode == 2 and "engine vllm needs --model" in result.stderr
+    result = tether(
+        "serve", "--engine", "vllm", "--model", "m", "--distributed-executor-backend", "x"
+    )
+    assert result.returncode == 2 and "distributed_executor_backend" in result.stderr
+    result = tether("serve", "--engine", "tensorrt")
+    assert result.returncode == 2 and "engine must be one of llamacpp, vllm" in result.stderr
 
 
 def test_a_bad_boolean_in_the_environment_is_a_usage_error() -> None:
