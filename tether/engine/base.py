@@ -1,7 +1,7 @@
 """The ``Engine`` protocol: the one seam between the HTTP API and whatever generates tokens.
 
-Each package under ``tether.engines`` implements it (llama.cpp: ``tether.engines.llamacpp``);
-unit tests plug in a scripted fake; a vLLM engine for GPU fleets will plug in here too.
+Each package under ``tether.engines`` implements it (llama.cpp: ``tether.engines.llamacpp``;
+vLLM: ``tether.engines.vllm``); unit tests plug in a scripted fake.
 """
 
 from __future__ import annotations
