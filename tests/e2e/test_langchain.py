@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models.base import BaseChatOpenAI
 from langchain_together import ChatTogether
 
 from tests.e2e.conftest import Server, on_engines
@@ -14,8 +15,12 @@ from tests.e2e.conftest import Server, on_engines
 pytestmark = [pytest.mark.e2e, on_engines()]
 
 
-def chat_model(server: Server, **kwargs: object) -> ChatOpenAI:
-    return ChatOpenAI(
+def chat_model(
+    server: Server, cls: type[BaseChatOpenAI] = ChatOpenAI, **kwargs: object
+) -> BaseChatOpenAI:
+    """A LangChain chat model for ``server`` (``ChatOpenAI`` or ``ChatTogether``, both built
+    on langchain-openai's client)."""
+    return cls(
         model=server.model,
         base_url=server.v1,
         api_key="unused",  # type: ignore[arg-type]
@@ -47,19 +52,8 @@ def test_invoke_honours_max_tokens(server: Server) -> None:
     assert answer.usage_metadata["output_tokens"] <= 3
 
 
-def together_model(server: Server, **kwargs: object) -> ChatTogether:
-    return ChatTogether(
-        model=server.model,
-        base_url=server.v1,
-        api_key="unused",  # type: ignore[arg-type]
-        temperature=0,
-        max_retries=0,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
 def test_langchain_together_streams_and_invokes(server: Server) -> None:
-    model = together_model(server, max_tokens=5, stream_usage=True)
+    model = chat_model(server, ChatTogether, max_tokens=5, stream_usage=True)
 
     chunks = list(model.stream("Name three colours."))
     whole = chunks[0]
@@ -69,6 +63,6 @@ def test_langchain_together_streams_and_invokes(server: Server) -> None:
     assert whole.usage_metadata is not None
     assert 1 <= whole.usage_metadata["output_tokens"] <= 5
 
-    answer = together_model(server, max_tokens=3).invoke("Tell me a long story.")
+    answer = chat_model(server, ChatTogether, max_tokens=3).invoke("Tell me a long story.")
     assert answer.usage_metadata is not None
     assert answer.usage_metadata["output_tokens"] <= 3
