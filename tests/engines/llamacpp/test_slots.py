@@ -105,3 +105,19 @@ def test_fork_copies_into_the_lowest_free_slot() -> None:
     child = slots.fork(Owner(prompt(1)), parent)
     assert child == 1
     assert mem.kv[1] == mem.kv[0] == 40
+
+
+def test_a_conversation_cache_survives_an_unrelated_request_in_between() -> None:
+    """A short prompt sharing only a few tokens with the lowest free slot's cache reuses
+    them in place, but the longer cache moves to a spare slot first (Responses API
+    continuations and multi-turn chats then find their whole earlier prompt)."""
+    mem = FakeMemory(4)
+    slots = SlotManager(mem, 4)
+    _, seq_id, _ = run(slots, mem, prompt(5))
+    slots.release(seq_id, keep_cache=True)
+    _, seq_id, reused = run(slots, mem, [5, 7, 8, 9, 10, 11])
+    assert (seq_id, reused) == (0, 1)
+    assert (0, 1) in mem.copies  # the conversation's cache went aside
+    slots.release(seq_id, keep_cache=True)
+    _, seq_id, reused = run(slots, mem, [*prompt(5), 1, 2, 3])
+    assert reused == 40

@@ -89,6 +89,10 @@ class SlotManager:
         donor = max(self._slots, key=lambda s: (common_prefix(s.content, prompt), s is slot))
         shared = min(common_prefix(donor.content, prompt), limit)
         if donor is slot and shared > 0:
+            if shared < len(slot.cached):
+                # Only part of this slot's cache is this prompt's: keep the rest (a
+                # conversation's earlier turns, say) in a spare slot before it is cut.
+                self._move_cache_aside(slot, busy=set())
             reuse = shared
         else:
             self._move_cache_aside(slot, busy={donor.seq_id})
