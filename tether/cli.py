@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tether.argtypes import json_object
 from tether.config import DEFAULT_MODEL_ID, LOOPBACK, ServerConfig
 
 if TYPE_CHECKING:
@@ -59,16 +60,6 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
-
-
 SERVE_FLAGS = (
     Flag("host", str, f"address to bind (default {LOOPBACK}; see --api-key)"),
     Flag("port", int, "port to listen on (default 8000)"),
@@ -87,7 +78,7 @@ SERVE_FLAGS = (
     Flag("chat_template", str, "Jinja chat template file to use instead of the model's own"),
     Flag(
         "sampling_defaults",
-        _json_object,
+        json_object,
         "JSON object of sampling fields for requests that leave them out "
         "(default: the model's own, else llama.cpp's)",
     ),
@@ -101,7 +92,7 @@ SERVE_FLAGS = (
     Flag("gpu_memory_utilization", float, "vLLM: share of GPU memory to use (default vLLM's)"),
     Flag("dtype", str, "vLLM: weight dtype, e.g. bfloat16 (default auto)"),
     Flag("enforce_eager", _bool, "vLLM: no CUDA graphs / torch.compile (default false)"),
-    Flag("engine_args", _json_object, "vLLM: JSON object of any other AsyncEngineArgs"),
+    Flag("engine_args", json_object, "vLLM: JSON object of any other AsyncEngineArgs"),
 )
 
 

@@ -8,7 +8,9 @@ import pytest
 
 from tests.api.conftest import CHAT, chat_body, sse_json
 from tests.api.fake_engine import FakeEngine, Script
+from tether.api.app import create_app
 from tether.chat.reasoning import ReasoningMarkers
+from tether.config import ServerConfig
 from tether.engine.structured import ThinkingPrefix
 
 THINK = ReasoningMarkers("<think>", "</think>")
@@ -76,10 +78,6 @@ async def test_each_of_n_choices_splits_on_its_own(client: httpx.AsyncClient) ->
 
 
 async def test_a_model_without_reasoning_markers_answers_as_before() -> None:
-    # (the default app fixture's engine has no markers)
-    from tests.api.conftest import create_app
-    from tether.config import ServerConfig
-
     engine = FakeEngine(default=Script(["<think>x</think>y"]))
     app = create_app(engine, ServerConfig(), chat=engine)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:

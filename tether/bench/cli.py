@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from tether.argtypes import json_object
 from tether.bench.load import BenchSettings, sweep
 from tether.bench.load import __doc__ as load_doc
 from tether.client.api import ClientError
@@ -26,16 +25,6 @@ def _levels(text: str) -> tuple[int, ...]:
     if not levels or min(levels) < 1:
         raise argparse.ArgumentTypeError(f"concurrency levels must be positive, got {text!r}")
     return levels
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="this server's name in the table and chart (default host:port)")
     p.add_argument(
         "--extra-body",
-        type=_json_object,
+        type=json_object,
         default={},
         help="JSON object merged into every request body",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tether.engine.errors import InvalidRequestError
@@ -20,11 +20,12 @@ def _check(ok: bool, param: str, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SamplingDefaults:
-    """What a request that leaves a sampling field out is sampled with.
+    """The sampling fields a request may leave out, and what it is then sampled with.
 
     The fields' own defaults are the neutral ones (temperature 1 over the whole vocabulary);
     an engine reports its model's (``Engine.sampling_defaults``) and the server may override
-    them. ``with_values`` checks names and ranges as ``SamplingParams`` does.
+    them. ``SamplingParams`` has these fields too (it extends this class); ``with_values``
+    checks names, types and ranges as ``SamplingParams`` does.
     """
 
     temperature: float = 1.0
@@ -36,33 +37,28 @@ class SamplingDefaults:
     frequency_penalty: float = 0.0
 
     def with_values(self, values: Mapping[str, Any]) -> SamplingDefaults:
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(values) - names)
+        names = [f.name for f in fields(SamplingDefaults)]
+        unknown = sorted(set(values) - set(names))
         if unknown:
             raise InvalidRequestError(
                 f"{unknown[0]}: not a sampling field ({', '.join(sorted(names))})", unknown[0]
             )
-        merged = {**asdict(self), **values}
-        for name in ("top_k",):
-            value = merged[name]
-            _check(isinstance(value, int) and not isinstance(value, bool), name, "must be an int")
-        for name in names - {"top_k"}:
-            value = merged[name]
-            _check(
-                isinstance(value, (int, float)) and not isinstance(value, bool),
-                name,
-                "must be a number",
-            )
-            merged[name] = float(value)
+        merged = {**self.as_dict(), **values}
+        for name, value in merged.items():
+            integral = name == "top_k"
+            kinds: tuple[type, ...] = (int,) if integral else (int, float)
+            ok = isinstance(value, kinds) and not isinstance(value, bool)
+            _check(ok, name, "must be an int" if integral else "must be a number")
+            merged[name] = value if integral else float(value)
         SamplingParams(**merged)  # the ranges
         return SamplingDefaults(**merged)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(SamplingDefaults)}
 
 
 @dataclass(frozen=True, slots=True)
-class SamplingParams:
+class SamplingParams(SamplingDefaults):
     """How to sample one request. Raises ``InvalidRequestError`` naming the field when out of range.
 
     ``temperature == 0`` means greedy. ``top_k == 0`` and ``top_p == 1`` and ``min_p == 0``
@@ -71,16 +67,10 @@ class SamplingParams:
     the sampled token's own logprob is always computed. ``structured`` constrains the output
     (JSON schema, regex, choice or tool call; the engine translates it). ``prompt_logprobs``
     asks for each prompt token's logprob given the tokens before it (``echo`` + logprobs).
+    The sampling fields themselves (temperature … frequency_penalty) are ``SamplingDefaults``'.
     """
 
     max_tokens: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
     seed: int | None = None
     stop: tuple[str, ...] = ()

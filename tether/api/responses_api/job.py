@@ -83,17 +83,8 @@ class OutputBuilder:
             self._start(kind, events)
         item = self._open
         assert item is not None
-        index = len(self.items) - 1
         item["content"][0]["text"] += text
-        delta = (
-            "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
-        )
-        extra: dict[str, Any] = {} if kind == "reasoning" else {"logprobs": []}
-        events.append(
-            wire.event(
-                delta, item_id=item["id"], output_index=index, content_index=0, delta=text, **extra
-            )
-        )
+        events.append(self._text_event(item, "delta", delta=text))
 
     def _start(self, kind: str, events: list[dict[str, Any]]) -> None:
         if kind == "reasoning":
@@ -102,65 +93,52 @@ class OutputBuilder:
         else:
             item = wire.message_item(wire.new_id("msg"), None, "in_progress")
             part = wire.output_text_part("")
-        index = len(self.items)
-        events.append(
-            wire.event("response.output_item.added", output_index=index, item=_copy(item))
-        )
-        item["content"].append(part)
-        events.append(
-            wire.event(
-                "response.content_part.added",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=dict(part),
-            )
-        )
         self.items.append(item)
         self._open = item
+        events.append(self._item_event("added", item))
+        item["content"].append(part)
+        events.append(self._part_event("added", item))
 
     def _close(self, events: list[dict[str, Any]]) -> None:
         item = self._open
         if item is None:
             return
         self._open = None
-        index = len(self.items) - 1
-        part = item["content"][0]
-        done = (
-            "response.reasoning_text.done"
-            if item["type"] == "reasoning"
-            else "response.output_text.done"
-        )
-        extra: dict[str, Any] = {} if item["type"] == "reasoning" else {"logprobs": []}
-        events.append(
-            wire.event(
-                done,
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                text=part["text"],
-                **extra,
-            )
-        )
-        events.append(
-            wire.event(
-                "response.content_part.done",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=dict(part),
-            )
-        )
+        events.append(self._text_event(item, "done", text=item["content"][0]["text"]))
+        events.append(self._part_event("done", item))
         item["status"] = "completed"
-        events.append(wire.event("response.output_item.done", output_index=index, item=_copy(item)))
+        events.append(self._item_event("done", item))
+
+    # The events of the open item (always the last one, with one content part).
+
+    def _item_event(self, stage: str, item: dict[str, Any]) -> dict[str, Any]:
+        index = len(self.items) - 1
+        return wire.event(f"response.output_item.{stage}", output_index=index, item=_copy(item))
+
+    def _part_event(self, stage: str, item: dict[str, Any]) -> dict[str, Any]:
+        return wire.event(
+            f"response.content_part.{stage}",
+            item_id=item["id"],
+            output_index=len(self.items) - 1,
+            content_index=0,
+            part=dict(item["content"][0]),
+        )
+
+    def _text_event(self, item: dict[str, Any], stage: str, **fields: Any) -> dict[str, Any]:
+        """``response.reasoning_text.*`` or ``response.output_text.*`` (which has logprobs)."""
+        if item["type"] == "reasoning":
+            name = f"response.reasoning_text.{stage}"
+        else:
+            name, fields = f"response.output_text.{stage}", {**fields, "logprobs": []}
+        return wire.event(
+            name, item_id=item["id"], output_index=len(self.items) - 1, content_index=0, **fields
+        )
 
     def _function_call(self, name: str, arguments: str, events: list[dict[str, Any]]) -> None:
         item = wire.function_call_item(wire.new_id("fc"), new_call_id(), name, "", "in_progress")
-        index = len(self.items)
         self.items.append(item)
-        events.append(
-            wire.event("response.output_item.added", output_index=index, item=_copy(item))
-        )
+        index = len(self.items) - 1
+        events.append(self._item_event("added", item))
         events.append(
             wire.event(
                 "response.function_call_arguments.delta",
@@ -179,7 +157,7 @@ class OutputBuilder:
                 arguments=arguments,
             )
         )
-        events.append(wire.event("response.output_item.done", output_index=index, item=_copy(item)))
+        events.append(self._item_event("done", item))
 
 
 def _copy(item: dict[str, Any]) -> dict[str, Any]:
