@@ -441,6 +441,8 @@ async def test_streamed_tool_call_delta_sequence(
     assert json.loads(more["function"]["arguments"]) == {"city": "Paris"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["usage"]["completion_tokens"] > 0
+    # No reasoning model: usage has no reasoning details (only a reasoning model's has).
+    assert "completion_tokens_details" not in chunks[-1]["usage"]
     assert finish["content"] == ""
     assert not any("<tool_call>" in (d["content"] or "") for d in deltas)
 

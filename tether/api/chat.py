@@ -17,15 +17,17 @@ from tether.api.serving import (
 )
 from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
 from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
-from tether.chat.reasoning import Part, Reasoning
+from tether.chat.output import ChoiceReader, Piece
+from tether.chat.reasoning import Reasoning
 from tether.chat.tool_calls import ParsedCall
 from tether.engine.request import FinishReason, StepOutput, TokenInfo
 from tether.engine.structured import ThinkingPrefix
 
 
 class ChatStreamer(EnvelopeStreamer):
-    """Chat chunks. A reasoning model's text is split into reasoning and content first
-    (``ReasoningSplitter``); with tools, the content goes through a ``ToolCallBuffer``."""
+    """Chat chunks. With a reasoning model or tools, each choice is read by a
+    ``ChoiceReader``: reasoning streams as ``delta.reasoning``, content that may be a tool
+    call is held back, and calls become ``delta.tool_calls`` at the end."""
 
     def __init__(
         self,
@@ -36,56 +38,42 @@ class ChatStreamer(EnvelopeStreamer):
         reasoning: Reasoning | None,
     ) -> None:
         super().__init__(builder, n, include_usage)
-        buffers = [plan.buffer() for _ in range(n)]
-        self._buffers = None if plan.mode == "none" else [b for b in buffers if b is not None]
-        self._splitters = None if reasoning is None else [reasoning.splitter() for _ in range(n)]
+        plain = plan.mode == "none" and reasoning is None
+        self._readers = (
+            None if plain else [ChoiceReader(reasoning, plan.buffer()) for _ in range(n)]
+        )
         # Tokens whose text is held back: they name (and give logprobs to) the next chunk.
         self._pending: list[list[TokenInfo]] = [[] for _ in range(n)]
 
     def on_output(self, out: StepOutput) -> list[Chunk]:
-        if self._buffers is None and self._splitters is None:
+        if self._readers is None:
             return super().on_output(out)
         index = out.index
-        splitter = self._splitters[index] if self._splitters is not None else None
-        if splitter is None:
-            parts: list[tuple[Part, str]] = [("content", out.text)] if out.text else []
-        else:
-            parts = splitter.feed(out.text, len(out.tokens))
-        chunks = self._part_chunks(index, parts, out.tokens)
+        reader = self._readers[index]
+        self._pending[index].extend(out.tokens)
+        chunks = self._piece_chunks(index, reader.feed(out.text, len(out.tokens)))
         if out.finish_reason is None:
             return chunks
-        if splitter is not None:
-            chunks += self._part_chunks(index, splitter.finish(), [])
-            self._tally.add_reasoning(splitter.reasoning_tokens)
+        pieces, calls = reader.finish()
+        chunks += self._piece_chunks(index, pieces)
+        if reader.reasoning_tokens is not None:
+            self._tally.add_reasoning(reader.reasoning_tokens)
         reason = out.finish_reason.value
-        if self._buffers is not None:
-            held, calls = self._buffers[index].finish()
-            if held:
-                chunks.append(self.text_chunk(index, held, self._pending[index]))
-                self._pending[index] = []
-            if calls:
-                chunks.extend(self._tool_call_chunks(index, calls))
-                reason = FinishReason.TOOL_CALLS.value
+        if calls:
+            chunks.extend(self._tool_call_chunks(index, calls))
+            reason = FinishReason.TOOL_CALLS.value
         chunks.append(self.finish_chunk(out, reason, self.finish_usage(out)))
         return chunks
 
-    def _part_chunks(
-        self, index: int, parts: list[tuple[Part, str]], tokens: list[TokenInfo]
-    ) -> list[Chunk]:
-        """Chunks for the pieces. The tokens that released them, after any whose text was
-        held back before, go with the first chunk; with no chunk they wait for the next."""
-        pending = self._pending[index]
-        pending.extend(tokens)
+    def _piece_chunks(self, index: int, pieces: list[Piece]) -> list[Chunk]:
+        """A chunk per piece; the tokens not yet sent (whose text was held back, then the
+        ones that released these pieces) go with the first."""
         chunks: list[Chunk] = []
-        for part, piece in parts:
-            if part == "reasoning":
-                chunks.append(self.builder.text(index, piece, pending, reasoning=True))
-            else:
-                text = self._buffers[index].feed(piece) if self._buffers is not None else piece
-                if not text:
-                    continue
-                chunks.append(self.text_chunk(index, text, pending))
-            pending = self._pending[index] = []
+        for part, text in pieces:
+            tokens = self._pending[index]
+            reasoning = part == "reasoning"
+            chunks.append(self.builder.text(index, text, tokens, reasoning=reasoning))
+            self._pending[index] = []
         return chunks
 
     def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:

@@ -19,6 +19,7 @@ from typing import Any
 from tether.api.metrics import RequestTimer
 from tether.api.responses_api import wire
 from tether.api.tool_calls import ToolPlan, new_call_id
+from tether.chat.output import ChoiceReader
 from tether.chat.reasoning import Part, Reasoning
 from tether.engine.base import RequestStream
 from tether.engine.errors import EngineError, EngineShutdownError
@@ -39,42 +40,29 @@ class OutputBuilder:
 
     def __init__(self, plan: ToolPlan, reasoning: Reasoning | None) -> None:
         self.items: list[dict[str, Any]] = []
-        self._splitter = reasoning.splitter() if reasoning is not None else None
-        self._buffer = plan.buffer()
+        self._reader = ChoiceReader(reasoning, plan.buffer())
         self._open: dict[str, Any] | None = None  # the item being written
-        self.reasoning_tokens = 0
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self._reader.reasoning_tokens or 0
 
     def feed(self, out: StepOutput) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        if self._splitter is not None:
-            parts = self._splitter.feed(out.text, len(out.tokens))
-        else:
-            parts = [("content", out.text)] if out.text else []
-        self._write(parts, events)
+        for part, text in self._reader.feed(out.text, len(out.tokens)):
+            self._text(part, text, events)
         return events
 
     def finish(self) -> list[dict[str, Any]]:
         """Flush what was held, turn a held call into function call items, close items."""
         events: list[dict[str, Any]] = []
-        if self._splitter is not None:
-            self._write(self._splitter.finish(), events)
-            self.reasoning_tokens = self._splitter.reasoning_tokens
-        if self._buffer is not None:
-            held, calls = self._buffer.finish()
-            if held:
-                self._text("content", held, events)
-            self._close(events)
-            for call in calls or ():
-                self._function_call(call.name, call.arguments, events)
+        pieces, calls = self._reader.finish()
+        for part, text in pieces:
+            self._text(part, text, events)
         self._close(events)
+        for call in calls or ():
+            self._function_call(call.name, call.arguments, events)
         return events
-
-    def _write(self, parts: list[tuple[Part, str]], events: list[dict[str, Any]]) -> None:
-        for part, text in parts:
-            if part == "content" and self._buffer is not None:
-                text = self._buffer.feed(text)
-            if text:
-                self._text(part, text, events)
 
     def _text(self, part: Part, text: str, events: list[dict[str, Any]]) -> None:
         kind = "reasoning" if part == "reasoning" else "message"
