@@ -16,7 +16,7 @@ import httpx
 import pytest
 from rich.progress import Progress
 
-from tether.bench.load import WORDS, BenchSettings, prompt, sweep
+from tether.bench.load import WORDS, BenchSettings, arrival_times, prompt, sweep
 from tether.bench.report import document
 from tether.client.api import ServerError
 
@@ -149,3 +149,38 @@ def test_a_server_refusing_the_key_stops_the_run() -> None:
 def test_nonsense_settings_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         BenchSettings(url="http://h:1", **fields)
+
+
+def test_prompts_stay_distinct_after_every_start_was_used() -> None:
+    n = 3 * len(WORDS)
+    assert len({prompt(i, 12) for i in range(n)}) == n
+    assert prompt(len(WORDS) + 1, 6).startswith("(1) ")
+
+
+def test_open_loop_arrivals_are_poisson_at_the_rate_and_the_same_every_time() -> None:
+    times = arrival_times(2.0, 2000)
+    assert times[0] == 0.0 and times == sorted(times)
+    assert times == arrival_times(2.0, 2000)  # a fixed seed: every server gets this traffic
+    assert 2000 / times[-1] == pytest.approx(2.0, rel=0.1)
+
+
+def test_an_open_loop_sends_at_arrival_times_without_waiting_for_answers() -> None:
+    # 8 requests at 40/s arrive within about 0.2 s; each answer takes about 0.25 s, so a
+    # closed loop of one would take 2 s and never have two in flight.
+    server = ScriptedServer(delay_s=0.05)
+    settings, measured = run(server, rates=(40.0,), requests=8, max_tokens=5)
+    level = measured["results"][0]
+    assert (level["mode"], level["rate"], level["completed"]) == ("open", 40.0, 8)
+    assert level["concurrency"] >= 2  # the peak in flight
+    assert level["duration_s"] < 1.5
+    assert "--rate 40 " in settings.command()
+
+
+def test_sweeps_can_continue_the_prompt_numbering() -> None:
+    server = ScriptedServer()
+    settings = BenchSettings(url="http://scripted:1/v1", concurrency=(1,), requests=3, max_tokens=1)
+    with Progress(disable=True) as progress:
+        first = asyncio.run(sweep(settings, progress, server.transport()))
+        asyncio.run(sweep(settings, progress, server.transport(), first["next_prompt"]))
+    assert first["next_prompt"] == 4
+    assert len({body["prompt"] for body in server.streamed}) == 6

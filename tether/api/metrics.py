@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tether.engine.base import Engine
@@ -45,7 +45,26 @@ class _EngineStatsCollector(Collector):
             labels=_LABELS,
         )
         samplers.add_metric([model], stats.live_samplers)
-        return [running, waiting, samplers]
+        timing = stats.decode_steps
+        steps = CounterMetricFamily(
+            "tether:engine_decode_steps",
+            "Engine steps that only decoded (no prompt chunk in the batch).",
+            labels=_LABELS,
+        )
+        steps.add_metric([model], timing.steps)
+        step_s = CounterMetricFamily(
+            "tether:engine_decode_step_seconds",
+            "Wall time of those steps, from scheduling to their outputs.",
+            labels=_LABELS,
+        )
+        step_s.add_metric([model], timing.step_s)
+        kernel_s = CounterMetricFamily(
+            "tether:engine_decode_kernel_seconds",
+            "The part of those steps spent inside llama_decode.",
+            labels=_LABELS,
+        )
+        kernel_s.add_metric([model], timing.kernel_s)
+        return [running, waiting, samplers, steps, step_s, kernel_s]
 
 
 class Metrics:

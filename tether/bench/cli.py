@@ -27,6 +27,16 @@ def _levels(text: str) -> tuple[int, ...]:
     return levels
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected rates like 0.5,1.2, got {text!r}") from exc
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError(f"rates must be positive, got {text!r}")
+    return rates
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="base URL of the server, with or without /v1 (required)")
     p.add_argument("--api-key", help="Bearer key, if the server wants one")
@@ -36,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_levels,
         default=(1, 4, 16),
         help="comma-separated levels to sweep (default 1,4,16)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_rates,
+        default=(),
+        metavar="R[,R...]",
+        help="open loop instead: Poisson arrivals at R requests/s (comma-separated rates)",
     )
     p.add_argument("--requests", type=int, default=32, help="requests per level (default 32)")
     p.add_argument(
@@ -68,6 +85,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="RESULT_JSON",
         help="no load: chart these result files together into OUT/bench-chart.png",
     )
+    sub = p.add_subparsers(dest="bench_command", metavar="{compare}")
+    from tether.bench import compare
+
+    compare.add_arguments(
+        sub.add_parser(
+            "compare",
+            help="Tether against llama.cpp's llama-server, built from the same sources",
+            description=(compare.__doc__ or "").replace("``", ""),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        ),
+        _levels,
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
@@ -85,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
             api_key=args.api_key,
             name=args.name,
             extra_body=args.extra_body,
+            rates=args.rate,
         )
     except ValueError as exc:
         raise ClientError(str(exc)) from exc
@@ -94,6 +124,11 @@ def run_command(args: argparse.Namespace) -> None:
     """``tether bench``: run the sweep and write its files, or only chart old ones."""
     from tether.bench import report
 
+    if getattr(args, "bench_command", None) == "compare":
+        from tether.bench import compare
+
+        compare.run_command(args)
+        return
     if args.chart:
         path = report.chart_files(args.chart, args.out)
         print(f"wrote {path}")

@@ -16,8 +16,16 @@ reads the server's ``usage.prompt_tokens`` and the word count is scaled until it
 usage gets an estimate of 0.75 words per token). Each request starts at a different word of
 the text, so no request can reuse another's cached prefix: this measures serving, not caching.
 
-At each concurrency level, that many workers send requests back to back until ``--requests``
-have been sent or ``--duration`` seconds have passed (requests already running finish).
+Closed loop (the default): at each concurrency level, that many workers send requests back to
+back until ``--requests`` have been sent or ``--duration`` seconds have passed (requests
+already running finish).
+
+Open loop (``--rate R``, as ``vllm bench serve --request-rate``): requests arrive as a
+Poisson process of R requests/s, each sent at its arrival time whether or not earlier ones
+have finished, until ``--requests`` have been sent or ``--duration`` has passed. The arrival
+times come from a fixed seed, so two servers get the same traffic. Several rates
+(``--rate 0.5,1.2``) run one after the other.
+
 Traffic goes only to ``--url``. Metric definitions: ``bench/metrics.py``.
 """
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable
@@ -82,10 +91,13 @@ class BenchSettings:
     api_key: str | None = None
     name: str | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    rates: tuple[float, ...] = ()  # open loop: Poisson arrivals per second, instead of levels
 
     def __post_init__(self) -> None:
         if not self.concurrency or min(self.concurrency) < 1:
             raise ValueError("concurrency levels must be positive integers")
+        if self.rates and min(self.rates) <= 0:
+            raise ValueError("--rate must be positive")
         if self.requests < 1 or self.prompt_tokens < 1 or self.max_tokens < 1:
             raise ValueError("--requests, --prompt-tokens and --max-tokens must be positive")
         if self.duration_s <= 0:
@@ -96,7 +108,11 @@ class BenchSettings:
         parts = [
             "tether bench",
             f"--url {self.url}",
-            "--concurrency " + ",".join(map(str, self.concurrency)),
+            (
+                "--rate " + ",".join(f"{r:g}" for r in self.rates)
+                if self.rates
+                else "--concurrency " + ",".join(map(str, self.concurrency))
+            ),
             f"--requests {self.requests}",
             f"--duration {self.duration_s:g}",
             f"--prompt-tokens {self.prompt_tokens}",
@@ -117,9 +133,15 @@ class BenchSettings:
 
 
 def prompt(index: int, words: int) -> str:
-    """The ``index``-th prompt: ``words`` words of ``TEXT`` starting at a different word."""
-    start = (index * 7) % len(WORDS)  # 7 is coprime with the word count: every start is used
-    return " ".join(WORDS[(start + k) % len(WORDS)] for k in range(words))
+    """The ``index``-th prompt: ``words`` words of ``TEXT`` starting at a different word.
+    After every start has been used once, the prompts start with their round number, so
+    no two prompts ever share more than their first token."""
+    cycle, at = divmod(index, len(WORDS))
+    start = (at * 7) % len(WORDS)  # 7 is coprime with the word count: every start is used
+    text = [WORDS[(start + k) % len(WORDS)] for k in range(words)]
+    if cycle:
+        text[0] = f"({cycle}) {text[0]}"
+    return " ".join(text)
 
 
 # -- requests --------------------------------------------------------------------------
@@ -129,7 +151,8 @@ def _client(
     settings: BenchSettings, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    most = max(settings.concurrency)
+    # An open loop has no bound on requests in flight; the server's queue is what limits it.
+    most = settings.requests if settings.rates else max(settings.concurrency)
     return httpx.AsyncClient(
         base_url=base_url(settings.url) + "/v1",
         headers=headers,
@@ -250,10 +273,26 @@ async def _adata(response: httpx.Response) -> AsyncIterator[str]:
 
 @dataclass
 class Level:
-    """One concurrency level in progress."""
+    """One concurrency level (or, with ``rate``, one open-loop rate) in progress."""
 
     concurrency: int
     samples: list[Sample] = field(default_factory=list)
+    rate: float | None = None
+
+
+ARRIVAL_SEED = 0  # the same arrival times for every server and every run
+
+
+def arrival_times(rate: float, count_: int, seed: int = ARRIVAL_SEED) -> list[float]:
+    """Seconds from the start at which each of ``count_`` Poisson arrivals comes (the first
+    at 0, as in ``vllm bench serve``), ``rate`` per second on average."""
+    rng = random.Random(seed)
+    times, now = [], 0.0
+    for i in range(count_):
+        if i:
+            now += rng.expovariate(rate)
+        times.append(now)
+    return times
 
 
 async def run_level(
@@ -265,8 +304,11 @@ async def run_level(
     numbers: count[int],
     advance: Callable[[], None],
 ) -> float:
-    """Run one level; return its wall time. ``numbers`` numbers prompts across levels, so no
-    prompt repeats from one level to the next; ``advance()`` moves the progress bar."""
+    """Run one level; return its wall time (first send to last completion). ``numbers``
+    numbers prompts across levels, so no prompt repeats from one level to the next;
+    ``advance()`` moves the progress bar."""
+    if level.rate is not None:
+        return await _open_loop(http, settings, model, words, level, numbers, advance)
     started = time.perf_counter()
     deadline = started + settings.duration_s
     sent = count()
@@ -281,21 +323,66 @@ async def run_level(
     return time.perf_counter() - started
 
 
+async def _open_loop(
+    http: httpx.AsyncClient,
+    settings: BenchSettings,
+    model: str,
+    words: int,
+    level: Level,
+    numbers: count[int],
+    advance: Callable[[], None],
+) -> float:
+    assert level.rate is not None
+    started = time.perf_counter()
+    in_flight = 0
+
+    async def send(body: dict[str, Any]) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        level.concurrency = max(level.concurrency, in_flight)  # the peak, for the record
+        try:
+            level.samples.append(await one_request(http, body))
+        finally:
+            in_flight -= 1
+        advance()
+
+    tasks = []
+    for at in arrival_times(level.rate, settings.requests):
+        if at > settings.duration_s:
+            break
+        delay = started + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = request_body(settings, model, prompt(next(numbers), words))
+        tasks.append(asyncio.create_task(send(body)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
+def _levels(settings: BenchSettings) -> list[Level]:
+    if settings.rates:
+        return [Level(0, rate=rate) for rate in settings.rates]
+    return [Level(c) for c in settings.concurrency]
+
+
 async def sweep(
     settings: BenchSettings,
     progress: Progress,
     transport: httpx.AsyncBaseTransport | None = None,
+    first_prompt: int = 1,
 ) -> dict[str, Any]:
     """The whole benchmark: what ``bench.report.document`` wraps into the result file.
-    ``transport`` is for tests (a scripted server); by default, the network."""
+    ``transport`` is for tests (a scripted server); by default, the network. Prompts are
+    numbered from ``first_prompt`` (prompt 0 calibrates); ``next_prompt`` in the result
+    is where a following sweep on the same server should start, to reuse no prefix."""
     async with _client(settings, transport) as http:
         model = await pick_model(http, settings)
         calibration = await calibrate(http, model, settings.prompt_tokens)
-        numbers = count(1)
+        numbers = count(first_prompt)
         results = []
-        for c in settings.concurrency:
-            task = progress.add_task(f"concurrency {c}", total=settings.requests)
-            level = Level(c)
+        for level in _levels(settings):
+            what = f"rate {level.rate:g}/s" if level.rate else f"concurrency {level.concurrency}"
+            task = progress.add_task(what, total=settings.requests)
             wall = await run_level(
                 http,
                 settings,
@@ -306,5 +393,10 @@ async def sweep(
                 partial(progress.advance, task),
             )
             progress.update(task, total=len(level.samples), completed=len(level.samples))
-            results.append(summarize(c, level.samples, wall))
-    return {"model": model, "prompt": calibration, "results": results}
+            results.append(summarize(level.concurrency, level.samples, wall, rate=level.rate))
+    return {
+        "model": model,
+        "prompt": calibration,
+        "results": results,
+        "next_prompt": next(numbers),
+    }

@@ -53,12 +53,17 @@ def distribution_ms(values_s: Sequence[float]) -> dict[str, float | None]:
     return {key: round(value, 2) for key, value in zip(keys, stats, strict=True)}
 
 
-def summarize(concurrency: int, samples: Sequence[Sample], wall_s: float) -> dict[str, Any]:
-    """One concurrency level's entry in the result file."""
+def summarize(
+    concurrency: int, samples: Sequence[Sample], wall_s: float, rate: float | None = None
+) -> dict[str, Any]:
+    """One level's entry in the result file: a closed loop at ``concurrency``, or an open
+    loop at ``rate`` requests/s (``concurrency`` is then the peak in flight)."""
     done = [s for s in samples if s.ok]
     tokens = sum(s.output_tokens for s in done)
     errors = Counter(s.error or "unknown error" for s in samples if not s.ok)
     return {
+        "mode": "closed" if rate is None else "open",
+        "rate": rate,
         "concurrency": concurrency,
         "requests": len(samples),
         "completed": len(done),

@@ -48,6 +48,7 @@ def document(settings: BenchSettings, measured: dict[str, Any]) -> dict[str, Any
         "machine": machine(),
         "settings": {
             "concurrency": list(settings.concurrency),
+            "rates": list(settings.rates),
             "requests": settings.requests,
             "duration_s": settings.duration_s,
             "prompt_tokens": settings.prompt_tokens,
@@ -119,13 +120,13 @@ def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
         title=f"{doc['name']}: {doc['model']}, prompt {s['prompt_tokens']} tokens, "
         f"output {s['max_tokens']} tokens",
     )
-    columns = ["concurrency", "ok", "output tok/s", "req/s"]
+    columns = ["concurrency" if not s.get("rates") else "arrivals", "ok", "output tok/s", "req/s"]
     columns += ["TTFT ms p50/90/99", "ITL ms p50/90/99"]
     for column in columns:
         table.add_column(column, justify="right")
     for r in doc["results"]:
         table.add_row(
-            str(r["concurrency"]),
+            level_name(r),
             f"{r['completed']}/{r['requests']}",
             f"{r['output_tokens_per_s']:.1f}",
             f"{r['requests_per_s']:.2f}",
@@ -135,7 +136,19 @@ def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
     console.print(table)
     for r in doc["results"]:
         for error in r["errors"]:
-            console.print(f"concurrency {r['concurrency']}: {error}", style="red", markup=False)
+            console.print(f"{level_name(r)}: {error}", style="red", markup=False)
+
+
+def level_name(result: dict[str, Any]) -> str:
+    """``16`` for a closed-loop level, ``1.2/s (peak 5)`` for an open-loop one."""
+    if result.get("mode") == "open":
+        return f"{result['rate']:g}/s (peak {result['concurrency']})"
+    return str(result["concurrency"])
+
+
+def closed_loop(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A result file's closed-loop levels (files from before open loops have only these)."""
+    return [r for r in doc["results"] if r.get("mode", "closed") == "closed"]
 
 
 # -- chart -----------------------------------------------------------------------------
@@ -160,7 +173,7 @@ def chart_files(paths: Sequence[Path], out: Path) -> Path:
 
 def _series(doc: dict[str, Any], metric: str, key: str | None) -> tuple[list[int], list[float]]:
     xs, ys = [], []
-    for r in doc["results"]:
+    for r in closed_loop(doc):
         value = r[metric] if key is None else r[metric].get(key)
         xs.append(r["concurrency"])
         ys.append(float("nan") if value is None else float(value))
@@ -181,7 +194,7 @@ def chart(docs: Sequence[dict[str, Any]], path: Path) -> None:
 
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     axes = fig.subplots(1, len(PANELS))
-    levels = sorted({r["concurrency"] for doc in docs for r in doc["results"]})
+    levels = sorted({r["concurrency"] for doc in docs for r in closed_loop(doc)})
     for ax, (metric, title) in zip(axes, PANELS, strict=True):
         for i, doc in enumerate(docs):
             color = f"C{i}"

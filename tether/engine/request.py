@@ -37,13 +37,27 @@ class TokenInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class StepTiming:
+    """Totals over the engine's decode-only steps (no prompt chunk in the batch): how many,
+    their wall time from schedule to outputs, and the part of it inside the kernels. At
+    one stream a decode step makes one token, so ``step_s / steps`` is the engine's time
+    per token and ``(step_s - kernel_s) / steps`` its Python per token (issue 13)."""
+
+    steps: int = 0
+    step_s: float = 0.0
+    kernel_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class EngineStats:
-    """A snapshot for metrics: sequences decoding now, requests waiting for a slot, and
-    the C sampler objects alive (a leak shows up as a count that only grows)."""
+    """A snapshot for metrics: sequences decoding now, requests waiting for a slot, the C
+    sampler objects alive (a leak shows up as a count that only grows), and step timing
+    (engines that do not measure it report zeros)."""
 
     running: int
     waiting: int
     live_samplers: int = 0
+    decode_steps: StepTiming = StepTiming()
 
 
 @dataclass(slots=True)

@@ -206,6 +206,7 @@ class AsyncEngine:
             running=len(core.scheduler.running),
             waiting=len(core.scheduler.waiting) + self._queued(),
             live_samplers=live_samplers(),
+            decode_steps=core.decode_timing,
         )
 
     # -- internals ------------------------------------------------------------------------

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 import numpy as np
 
 from tether.engine.errors import ContextLengthExceededError, EngineError, InvalidRequestError
-from tether.engine.request import FinishReason, GenerationRequest, StepOutput, TokenInfo, TopLogprob
+from tether.engine.request import (
+    FinishReason,
+    GenerationRequest,
+    StepOutput,
+    StepTiming,
+    TokenInfo,
+    TopLogprob,
+)
 from tether.engine.structured import StructuredOutput
 from tether.engines.llamacpp import gbnf
 from tether.engines.llamacpp.detokenizer import Detokenizer
@@ -40,6 +48,7 @@ class EngineCore:
         self._grammars: dict[str, str] = {}  # spec key → GBNF, insertion-ordered: oldest first
         # Requests that failed inside a step, for the caller to report; the engine goes on.
         self.failures: list[tuple[str, EngineError]] = []
+        self.decode_timing = StepTiming()  # replaced, never mutated: safe to read anywhere
 
     # -- requests -------------------------------------------------------------------------
 
@@ -129,30 +138,41 @@ class EngineCore:
         A failure that belongs to requests (a refused decode, an error while sampling one
         choice) aborts those requests and lands in ``failures``; the step goes on for the rest.
         """
+        started = time.perf_counter()
         plan = self.scheduler.schedule()
         if plan.empty:
             return []
+        decode_only = not any(chunk.seq.prefilling for chunk in plan.chunks)
         try:
-            self._execute(plan)
+            kernel_s = self._execute(plan)
         except EngineError as exc:
             for request_id in dict.fromkeys(chunk.seq.request_id for chunk in plan.chunks):
                 self._fail(request_id, exc)
             return []
-        return self._update(plan)
+        outputs = self._update(plan)
+        if decode_only:
+            t = self.decode_timing
+            self.decode_timing = StepTiming(
+                t.steps + 1, t.step_s + time.perf_counter() - started, t.kernel_s + kernel_s
+            )
+        return outputs
 
     def _fail(self, request_id: str, exc: BaseException) -> None:
         error = exc if isinstance(exc, EngineError) else EngineError(f"{type(exc).__name__}: {exc}")
         self.failures.append((request_id, error))
         self.abort(request_id)
 
-    def _execute(self, plan: SchedulerOutput) -> None:
+    def _execute(self, plan: SchedulerOutput) -> float:
+        """Fill the batch and decode it; return the seconds spent in ``llama_decode``."""
         batch = self.runner.batch
         batch.clear()
         for chunk in plan.chunks:
             chunk.batch_index = batch.add(
                 chunk.tokens, chunk.start_pos, chunk.seq.slot, chunk.sample, chunk.all_logits
             )
+        started = time.perf_counter()
         self.runner.decode()
+        return time.perf_counter() - started
 
     def _update(self, plan: SchedulerOutput) -> list[StepOutput]:
         logits = self.runner.logits(self.runner.batch.n_outputs)
