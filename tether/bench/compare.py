@@ -3,9 +3,11 @@
     tether bench compare [--rounds 3] [--concurrency 1,4,16,64] [--out bench-results/compare]
 
 Builds ``llama-server`` from the llama.cpp that llama-cpp-python vendors (``llama_server``),
-then runs it and ``tether serve`` one after the other on the same GGUF, the same threads,
-slots, context and batch, in interleaved rounds (llama-server, Tether, llama-server, ...).
-Each server run, on a fresh process:
+then loads it and ``tether serve`` one after the other on the same GGUF, the same threads,
+slots, context and batch. Each round starts both processes afresh (an idle one uses no CPU)
+and runs every load on one and then on the other, the order alternating from load to load
+and round to round, so that neither side always runs on a CPU the other has just heated.
+The loads, per server and round:
 
 - closed loop at each concurrency level N: 8 requests at N=1, 3×N otherwise;
 - open loop: ``--open-requests`` Poisson arrivals at ``--load`` × llama-server's capacity
@@ -247,19 +249,36 @@ class ServerRun:
         return result
 
 
-def run_server(
-    s: CompareSettings, name: str, url: str, rate: Callable[[list[dict[str, Any]]], float], bar: Any
-) -> dict[str, Any]:
-    """Closed loop at every level, then the open loop at ``rate(closed results)``."""
-    run = ServerRun(s, name, url, bar)
-    extra: dict[str, Any] = {}
-    for c in s.concurrency:
-        before = decode_timing(url) if name == TETHER and c == 1 else None
-        result = run.closed(c)
-        if before is not None:
-            extra["overhead"] = overhead(before, decode_timing(url), result["itl_ms"]["mean"])
-    run.open(rate(run.results))
-    return {"name": name, "model": run.model, "results": run.results, **extra}
+def run_round(
+    s: CompareSettings,
+    urls: dict[str, str],
+    round_: int,
+    rate: Callable[[dict[str, ServerRun]], float],
+    bar: Any,
+) -> list[dict[str, Any]]:
+    """One round: at every level, one server's load and then the other's, the order
+    alternating from level to level and round to round, so that neither always runs first
+    (a CPU that slows as it heats, or a noisy neighbour, would otherwise favour one side).
+    Closed-loop levels first, then the open loop at ``rate(this round's runs)``."""
+    runs = {name: ServerRun(s, name, url, bar) for name, url in urls.items()}
+    extra: dict[str, dict[str, Any]] = {name: {} for name in urls}
+    levels: list[int | None] = [*s.concurrency, None]  # None: the open loop
+    for i, level in enumerate(levels):
+        order = [LLAMA, TETHER] if (round_ + i) % 2 else [TETHER, LLAMA]
+        for name in order:
+            run = runs[name]
+            if level is None:
+                run.open(rate(runs))
+                continue
+            before = decode_timing(run.url) if name == TETHER and level == 1 else None
+            result = run.closed(level)
+            if before is not None:
+                itl = result["itl_ms"]["mean"]
+                extra[name]["overhead"] = overhead(before, decode_timing(run.url), itl)
+    return [
+        {"name": name, "round": round_, "model": run.model, "results": run.results, **extra[name]}
+        for name, run in runs.items()
+    ]
 
 
 # -- the comparison --------------------------------------------------------------------
@@ -276,26 +295,28 @@ def compare(s: CompareSettings, say: Callable[[str], None] = print) -> dict[str,
     logs = s.out / "logs"
     runs: list[dict[str, Any]] = []
     rate = s.rate
+
+    def open_rate(this_round: dict[str, ServerRun]) -> float:
+        nonlocal rate
+        if rate is None:  # llama-server's first round sets it for every round
+            rate = round(s.load * capacity(this_round[LLAMA].results), 3)
+        return rate
+
     with report.progress() as bar:
         for r in range(1, s.rounds + 1):
-            for name in (LLAMA, TETHER):
-                port = _free_port()
-                argv = (
-                    llama_argv(s, binary, model, port)
-                    if name == LLAMA
-                    else tether_argv(s, model, port)
-                )
-
-                def open_rate(closed: list[dict[str, Any]]) -> float:
-                    nonlocal rate
-                    if rate is None:  # the first llama-server run sets it for everyone
-                        rate = round(s.load * capacity(closed), 3)
-                    return rate
-
-                with running(name, argv, port, logs / f"{name}-round{r}.log") as url:
-                    run = run_server(s, name, url, open_rate, bar)
-                run.update({"round": r, "command": " ".join(argv)})
-                runs.append(run)
+            ports = {LLAMA: _free_port(), TETHER: _free_port()}
+            argvs = {
+                LLAMA: llama_argv(s, binary, model, ports[LLAMA]),
+                TETHER: tether_argv(s, model, ports[TETHER]),
+            }
+            # Both processes are up for the whole round; an idle one uses no CPU.
+            with (
+                running(LLAMA, argvs[LLAMA], ports[LLAMA], logs / f"{LLAMA}-round{r}.log") as a,
+                running(TETHER, argvs[TETHER], ports[TETHER], logs / f"{TETHER}-round{r}.log") as b,
+            ):
+                for run in run_round(s, {LLAMA: a, TETHER: b}, r, open_rate, bar):
+                    run["command"] = " ".join(argvs[run["name"]])
+                    runs.append(run)
     assert rate is not None
     return {
         "schema": 1,
