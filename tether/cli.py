@@ -69,6 +69,7 @@ SERVE_FLAGS = (
     Flag("max_seqs", int, "sequences decoded at once (default 64, at most 256)"),
     Flag("max_queue", int, "requests that may wait for a slot before 503 (default 256)"),
     Flag("batch_tokens", int, "token budget of one engine step (default 512)"),
+    Flag("prefill_chunk", int, "prompt tokens per step while others decode (default 256)"),
     Flag("threads", int, "llama.cpp threads (default: one per CPU core)"),
     Flag("kv_unified", _bool, "one KV buffer shared by all sequences (default false)"),
     Flag("log_level", str, "critical, error, warning, info or debug (default info)"),

@@ -29,7 +29,8 @@ class ServerConfig:
     ``model_path=None`` means the embedded default model (Gemma 3 270M, Q4_K_M).
     ``ctx_size`` is the context of one sequence (prompt + completion). ``max_seqs`` is how
     many sequences decode at once (``n > 1`` choices count one each). ``batch_tokens`` is the
-    per-step token budget shared by decoding and chunked prefill. ``threads=0`` picks the
+    per-step token budget shared by decoding and chunked prefill; ``prefill_chunk`` caps the
+    prompt tokens of a step while other sequences decode. ``threads=0`` picks the
     number of logical CPUs (measured best on a quiet 2-core machine). ``drain_timeout`` is
     how long running requests may finish after SIGTERM. ``rate_limit_rpm`` and
     ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
@@ -48,6 +49,7 @@ class ServerConfig:
     max_seqs: int = 64
     max_queue: int = 256
     batch_tokens: int = 512
+    prefill_chunk: int = 256
     threads: int = 0
     kv_unified: bool = False
     log_level: str = "info"
@@ -143,6 +145,7 @@ class ServerConfig:
             max_seqs=self.max_seqs,
             max_queue=self.max_queue,
             batch_tokens=self.batch_tokens,
+            prefill_chunk=self.prefill_chunk,
             threads=self.threads,
             kv_unified=self.kv_unified,
         )

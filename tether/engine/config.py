@@ -20,7 +20,10 @@ class EngineConfig:
     engine's default model. ``model_id`` is the name clients send. ``ctx_size`` is the context
     of one sequence (prompt + completion); ``max_seqs`` sequences decode at once (each of
     ``n`` choices counts); ``max_queue`` requests may wait; ``batch_tokens`` is one step's
-    token budget, shared by decoding and chunked prefill; ``threads=0`` is one per CPU.
+    token budget, shared by decoding and chunked prefill; ``prefill_chunk`` is the most
+    prompt tokens a step may carry while other sequences are decoding (it bounds how long a
+    new prompt can stall running streams; an idle engine prefills up to ``batch_tokens``);
+    ``threads=0`` is one per CPU.
     """
 
     model: str | None = None
@@ -29,6 +32,7 @@ class EngineConfig:
     max_seqs: int = 64
     max_queue: int = 256
     batch_tokens: int = 512
+    prefill_chunk: int = 256
     threads: int = 0
     kv_unified: bool = False
 
@@ -46,6 +50,8 @@ class EngineConfig:
                 f"batch_tokens ({self.batch_tokens}) must be at least max_seqs ({self.max_seqs}) "
                 "so every running sequence can decode in one step"
             )
+        if self.prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk must be at least 1, got {self.prefill_chunk}")
         if self.threads < 0:
             raise ValueError(f"threads must be non-negative, got {self.threads}")
 

@@ -103,7 +103,9 @@ class AsyncEngine:
         )
         self._chat_template = runner.chat_template()
         self._sampling_defaults = sampling_defaults(runner.meta)
-        self._core = EngineCore(runner, cfg.ctx_size, cfg.batch_tokens, cfg.max_queue)
+        self._core = EngineCore(
+            runner, cfg.ctx_size, cfg.batch_tokens, cfg.max_queue, cfg.prefill_chunk
+        )
 
     async def start(self) -> None:
         """Load the model off the event loop, then start the engine thread."""

@@ -36,13 +36,20 @@ class EngineCore:
     except ``new_sequences``, which only reads the vocabulary."""
 
     def __init__(
-        self, runner: ModelRunner, ctx_per_seq: int, batch_tokens: int, max_queue: int
+        self,
+        runner: ModelRunner,
+        ctx_per_seq: int,
+        batch_tokens: int,
+        max_queue: int,
+        prefill_chunk: int | None = None,
     ) -> None:
         self.runner = runner
         self.vocab = runner.vocab
         self.ctx_per_seq = ctx_per_seq
         n_slots = runner.config.n_seq_max
-        self.scheduler = Scheduler(SlotManager(runner, n_slots), batch_tokens, max_queue)
+        self.scheduler = Scheduler(
+            SlotManager(runner, n_slots), batch_tokens, max_queue, prefill_chunk
+        )
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
         self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
         self._grammars: dict[str, str] = {}  # spec key → GBNF, insertion-ordered: oldest first

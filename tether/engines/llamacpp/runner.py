@@ -118,6 +118,7 @@ class ModelRunner:
         self.ctx = self._new_context(config)
         self.mem = llama.llama_get_memory(self.ctx)
         self.batch = _Batch(config.n_batch)
+        self._logits_types: dict[int, type[ctypes.Array[ctypes.c_float]]] = {}
         self._closed = False
 
     @staticmethod
@@ -160,9 +161,17 @@ class ModelRunner:
             raise EngineError(f"llama_decode failed with status {status}")
 
     def logits(self, n_outputs: int) -> npt.NDArray[np.float32]:
-        """A zero-copy view of the last decode's logits, one row per output, in batch order."""
+        """A zero-copy view of the last decode's logits, one row per output, in batch order.
+
+        The view goes through a ctypes array type kept per row count: building one each
+        step (``np.ctypeslib.as_array``) cost about 0.2 ms."""
         ptr = llama.llama_get_logits(self.ctx)
-        return np.ctypeslib.as_array(ptr, shape=(n_outputs, self.n_vocab))
+        kind = self._logits_types.get(n_outputs)
+        if kind is None:
+            kind = self._logits_types[n_outputs] = ctypes.c_float * (n_outputs * self.n_vocab)
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        view = np.frombuffer(memoryview(kind.from_address(address or 0)), dtype=np.float32)
+        return view.reshape(n_outputs, self.n_vocab)
 
     # -- KV memory ------------------------------------------------------------------------
 

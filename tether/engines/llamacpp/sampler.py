@@ -54,22 +54,39 @@ def check_grammar(grammar: str, vocab: llama.llama_vocab_p) -> None:
     Sampler._free(Sampler._new_grammar(grammar, vocab))
 
 
+# Floats per pass of ``logsumexp``: 128 KB, so each chunk's exps are summed while they are
+# still in the core's cache instead of going through a 1 MB scratch row in memory.
+_LSE_CHUNK = 32768
+
+
 def logsumexp(row: npt.NDArray[np.float32], scratch: npt.NDArray[np.float32]) -> float:
-    """log(sum(exp(row))) of one logits row, without allocating.  row, scratch: [n_vocab]
+    """log(sum(exp(row))) of one logits row, without allocating.  row: [n_vocab]; scratch:
+    any float32 buffer (``_LSE_CHUNK`` floats are enough)
 
     Logits are small numbers, so the usual shift by the row's maximum is skipped: one exp
-    pass and one float32 sum (~130 µs for 262,144 logits instead of ~200 µs). Only when
-    that sum leaves float32's comfortable range does it redo the row shifted.
+    pass and one sum, chunk by chunk. Only when that sum leaves float32's comfortable range
+    does it redo the row shifted. Measured in the engine at one stream (Intel Xeon, 2
+    cores): 0.49 ms a row through a whole-row scratch, 0.3 ms in chunks.
     """
+    step = min(_LSE_CHUNK, scratch.shape[0])
+    total = 0.0
     with np.errstate(over="ignore", under="ignore"):
-        np.exp(row, out=scratch)
-    total = float(scratch.sum())
+        for start in range(0, row.shape[0], step):
+            part = row[start : start + step]
+            out = scratch[: part.shape[0]]
+            np.exp(part, out=out)
+            total += float(out.sum())
     if _SUM_LOW < total < _SUM_HIGH:
         return math.log(total)
     peak = float(row.max())
-    np.subtract(row, peak, out=scratch)
-    np.exp(scratch, out=scratch)
-    return peak + math.log(float(scratch.sum(dtype=np.float64)))
+    total = 0.0
+    for start in range(0, row.shape[0], step):
+        part = row[start : start + step]
+        out = scratch[: part.shape[0]]
+        np.subtract(part, peak, out=out)
+        np.exp(out, out=out)
+        total += float(out.sum(dtype=np.float64))
+    return peak + math.log(total)
 
 
 def top_logprobs(row: npt.NDArray[np.float32], lse: float, k: int) -> list[tuple[int, float]]:

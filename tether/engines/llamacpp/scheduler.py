@@ -45,15 +45,25 @@ class SchedulerOutput:
 class Scheduler:
     """Continuous batching with chunked prefill.
 
-    Each step every decoding sequence gets one token; the remaining token budget goes to
-    prompts in arrival order, a chunk at a time, so a long prompt delays running streams
-    by at most one chunk. A request is admitted only when all of its ``n`` choices get a
-    slot; its extra choices fork the first one's KV once the prompt is in.
+    Each step every decoding sequence gets one token first; prompts then get the rest of the
+    token budget in arrival order, a chunk at a time. While any sequence is decoding, a
+    step carries at most ``prefill_chunk`` prompt tokens, so a new prompt stalls running
+    streams by at most one such chunk per step (vLLM's rule: decode first, bounded
+    prefill); with nobody decoding, a prompt may take the whole budget. A request is
+    admitted only when all of its ``n`` choices get a slot; its extra choices fork the
+    first one's KV once the prompt is in.
     """
 
-    def __init__(self, slots: SlotManager, batch_tokens: int, max_queue: int) -> None:
+    def __init__(
+        self,
+        slots: SlotManager,
+        batch_tokens: int,
+        max_queue: int,
+        prefill_chunk: int | None = None,
+    ) -> None:
         self.slots = slots
         self.batch_tokens = batch_tokens
+        self.prefill_chunk = prefill_chunk or batch_tokens
         self.max_queue = max_queue
         self.waiting: deque[Sequence] = deque()  # first choice of each queued request
         self.running: list[Sequence] = []
@@ -105,6 +115,8 @@ class Scheduler:
             if not seq.prefilling and seq.status is SequenceStatus.RUNNING:
                 out.chunks.append(Chunk(seq, [seq.tokens[-1]], len(seq.tokens) - 1, True))
                 budget -= 1
+        if out.chunks:  # streams are decoding: bound the prompt work they wait for
+            budget = min(budget, self.prefill_chunk)
         for seq in self.running:
             if budget > 0 and seq.prefilling:
                 budget -= self._prefill(seq, budget, out)
