@@ -12,7 +12,7 @@ VLLM_MODEL_STAMP := $(VLLM_MODEL)/.converted
 TS_DIR := tests/e2e/ts
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 
-.PHONY: serve test lint bench soak clean vllm
+.PHONY: serve test lint bench bench-compare soak clean vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tether.bench.engine
+
+# Tether against llama.cpp's llama-server built from the same sources (issue 13; about
+# 45 minutes on 2 cores, plus 6 to build llama-server the first time).
+bench-compare: $(STAMP)
+	$(BIN)/tether bench compare --out bench-results/compare
 
 # RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests.
 soak: $(STAMP)
