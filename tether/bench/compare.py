@@ -329,7 +329,6 @@ def compare(s: CompareSettings, say: Callable[[str], None] = print) -> dict[str,
             if (binary.parent / "cmake-flags.txt").is_file()
             else None,
             "tether_system_info": _system_info(),
-            "llama_server_system_info": _server_system_info(logs / f"{LLAMA}-round1.log"),
         },
         "settings": {
             "rounds": s.rounds,
@@ -361,16 +360,6 @@ def _system_info() -> str:
     import llama_cpp
 
     return bytes(llama_cpp.llama_print_system_info()).decode(errors="replace").strip()
-
-
-def _server_system_info(log: Path) -> str | None:
-    try:
-        for line in log.read_text(errors="replace").splitlines():
-            if "system_info:" in line:
-                return line.split("system_info:", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 # -- summary ---------------------------------------------------------------------------
