@@ -91,8 +91,11 @@ def test_the_summary_prints_and_charts(tmp_path: Path) -> None:
     assert "open loop at 1.5 req/s: inter-token latency p99, ms" in text
     assert "server overhead 0.21 ms" in text
     paths = compare.write(doc, tmp_path)
-    assert [p.name for p in paths] == ["compare.json", "compare.png"]
+    assert [p.name for p in paths] == ["compare.json", "compare.png", "compare.md"]
     assert paths[1].read_bytes().startswith(b"\x89PNG")
+    table = paths[2].read_text()
+    row = "| closed loop, 16 streams: output tokens/s | 160.0 | 176.0 | 1.10 (1.10) | ≥ 1.1× |"
+    assert row in table
 
 
 def test_llama_server_is_configured_as_tether_is() -> None:

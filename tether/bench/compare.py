@@ -21,7 +21,7 @@ Every request streams a completion of ``--prompt-tokens`` prompt tokens and exac
 shares a prefix with another. The summary takes, for every metric, the median over rounds
 of each server's value and the median of the per-round ratios (Tether / llama-server), and
 checks the targets of issue 13. Writes ``compare.json`` (every run's full result and the
-summary) and ``compare.png`` into ``--out``.
+summary), ``compare.png`` and ``compare.md`` (the summary as a Markdown table) into ``--out``.
 """
 
 from __future__ import annotations
@@ -547,12 +547,30 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The summary as a Markdown table (what the README's results table is pasted from)."""
+    rate = doc["settings"]["open_rate"]
+    bounds = {t.key: ("≥ " if t.higher_is_better else "≤ ") + f"{t.bound:g}×" for t in TARGETS}
+    lines = [
+        f"| metric | {LLAMA} | Tether | Tether / {LLAMA} (per round) | target |",
+        "|---|---|---|---|---|",
+    ]
+    for key, row in doc["summary"]["metrics"].items():
+        rounds = ", ".join(_fmt(x, 2) for x in row["ratios"])
+        lines.append(
+            f"| {_describe(key, rate)} | {_fmt(row[LLAMA])} | {_fmt(row[TETHER])} "
+            f"| {_fmt(row['ratio'], 2)} ({rounds}) | {bounds.get(key, '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write(doc: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out / "compare.json", out / "compare.png"
+    json_path, png_path, md_path = out / "compare.json", out / "compare.png", out / "compare.md"
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     chart(doc, png_path)
-    return [json_path, png_path]
+    md_path.write_text(markdown(doc))
+    return [json_path, png_path, md_path]
 
 
 # -- command line ----------------------------------------------------------------------
