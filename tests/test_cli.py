@@ -395,6 +395,7 @@ def test_bench_writes_a_result_file_and_a_chart(
     assert doc["model"] == DEFAULT_MODEL_ID
     assert doc["settings"] == {
         "concurrency": [1, 2],
+        "rates": [],
         "requests": 4,
         "duration_s": 120.0,
         "prompt_tokens": 16,

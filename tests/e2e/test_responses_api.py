@@ -137,10 +137,13 @@ def test_a_dropped_background_stream_resumes_exactly_once(
     rest = list(openai_client.responses.retrieve(response_id, stream=True, starting_after=last))
     numbers = [e.sequence_number for e in seen + rest]
     assert numbers == list(range(len(numbers)))  # every event exactly once, in order
-    assert rest[-1].type == "response.incomplete"
+    # Sampled, the story may end by itself before 48 tokens (seen on vLLM): the stream ends
+    # with the terminal event of the status the response was stored with, either way.
+    assert rest[-1].type in ("response.incomplete", "response.completed")
     text = "".join(e.delta for e in seen + rest if e.type == "response.output_text.delta")
     stored = openai_client.responses.retrieve(response_id)
-    assert text == stored.output_text and stored.status == "incomplete"
+    assert text == stored.output_text
+    assert rest[-1].type == f"response.{stored.status}"
 
 
 def test_background_polling_and_cancel(openai_client: openai.OpenAI, server: Server) -> None:

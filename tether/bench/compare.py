@@ -357,9 +357,9 @@ def _embedded_model() -> str:
 
 
 def _system_info() -> str:
-    import llama_cpp
+    from tether.engines.llamacpp.runner import system_info
 
-    return bytes(llama_cpp.llama_print_system_info()).decode(errors="replace").strip()
+    return system_info()
 
 
 # -- summary ---------------------------------------------------------------------------

@@ -104,6 +104,11 @@ class _Batch:
         return end - 1
 
 
+def system_info() -> str:
+    """llama.cpp's build features as it reports them (``AVX512 = 1 | ... | OPENMP = 1``)."""
+    return bytes(llama.llama_print_system_info()).decode(errors="replace").strip()
+
+
 class ModelRunner:
     """Owns the llama.cpp model, context and batch; decodes, tokenizes and edits the KV cache."""
 
