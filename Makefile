@@ -12,7 +12,7 @@ VLLM_MODEL_STAMP := $(VLLM_MODEL)/.converted
 TS_DIR := tests/e2e/ts
 TS_STAMP := $(TS_DIR)/node_modules/.installed
 
-.PHONY: serve test lint bench bench-compare soak clean vllm
+.PHONY: serve test lint bench bench-compare soak fuzz clean vllm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,16 @@ bench-compare: $(STAMP)
 # RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests.
 soak: $(STAMP)
 	$(BIN)/python -m tether.bench.soak
+
+# The property-based fuzz with new draws (the suite's are fixed): 1,000 requests from a seed
+# it prints first; rerun one with TETHER_FUZZ_SEED=N make fuzz.
+FUZZ_SEED ?= $(or $(TETHER_FUZZ_SEED),$(shell od -An -N4 -tu4 /dev/urandom | tr -d ' '))
+fuzz: $(STAMP)
+	@echo "fuzz seed $(FUZZ_SEED) (rerun: TETHER_FUZZ_SEED=$(FUZZ_SEED) make fuzz)"
+	TETHER_FUZZ_RANDOM=1 TETHER_FUZZ_EXAMPLES=$${TETHER_FUZZ_EXAMPLES:-1000} \
+		$(BIN)/python -m pytest tests/e2e/test_fuzz.py --timeout 7200 \
+		--hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics \
+		|| { echo "fuzz failed with seed $(FUZZ_SEED)"; exit 1; }
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules

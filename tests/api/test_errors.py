@@ -166,3 +166,31 @@ async def test_not_ready_is_503_with_retry_after(
     assert_error(response, 503, "overloaded")
     assert response.headers["retry-after"]
     assert engine.requests == [] and engine.templates == []
+
+
+NON_FINITE = [
+    # (path, body with NaN / Infinity written as Python's json writes them, the field named)
+    ("/inference", '{"model": "m", "prompt": "Hi", "max_tokens": 1, "temperature": Infinity}',
+     "temperature"),
+    (CHAT, '{"model": "m", "messages": [{"role": "user", "content": "Hi"}], "top_p": NaN}',
+     "top_p"),
+    (COMPLETIONS, '{"model": "m", "prompt": "Hi", "logit_bias": {"5": -Infinity}}', "logit_bias"),
+    (COMPLETIONS, '{"model": "m", "prompt": "Hi", "min_p": 1e400}', "min_p"),
+    (CHAT, '{"model": "m", "messages": [{"role": "user", "content": "Hi"}], "response_format": '
+     '{"type": "json_schema", "json_schema": {"schema": {"maximum": NaN}}}}', "response_format"),
+    ("/v1/responses", '{"model": "m", "input": "Hi", "temperature": Infinity}', "temperature"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "raw", "field"), NON_FINITE)
+async def test_a_non_finite_number_anywhere_is_400_naming_its_field(
+    client: httpx.AsyncClient, engine: FakeEngine, path: str, raw: str, field: str
+) -> None:
+    # Issue 22: an infinite temperature reached the legacy endpoint, whose answer echoes its
+    # arguments and then could not be written as JSON (a 500).
+    response = await client.post(path, content=raw, headers={"content-type": "application/json"})
+
+    error = assert_error(response, 400, "invalid_request")
+    assert error["param"] == field
+    assert str(error["message"]).startswith(field)
+    assert engine.requests == []

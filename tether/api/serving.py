@@ -11,18 +11,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import Receive
 
 from tether.api import requests, responses
+from tether.api.body import parse_body, read_body
 from tether.api.errors import (
     ClientDisconnected,
     InvalidRequest,
     Overloaded,
-    PayloadTooLarge,
-    from_validation_error,
 )
 from tether.api.metrics import Metrics, RequestTimer
 from tether.api.middleware import add_response_headers, request_id
@@ -103,30 +101,7 @@ class EngineChatTemplate:
         return self.template.reasoning_markers
 
 
-RequestT = TypeVar("RequestT", bound=BaseModel)
 T = TypeVar("T")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it is known to exceed ``limit`` (header or bytes seen)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body over the {limit}-byte limit.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body over the {limit}-byte limit.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_body(model: type[RequestT], body: bytes) -> RequestT:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
 
 
 def require_ready(engine: Engine) -> None:
