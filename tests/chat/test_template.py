@@ -189,13 +189,36 @@ def test_raise_exception_becomes_a_template_error_with_its_message() -> None:
     "source",
     [
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-        "{{ messages.append(1) }}",
+        "{{ messages.__class__.__base__.__subclasses__() }}",
+        "{% set ns = namespace(x=[]) %}{{ ns.x.__class__.__init__.__globals__ }}",
         "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
     ],
 )
 def test_sandbox_escapes_are_template_errors(source: str) -> None:
     with pytest.raises(ChatTemplateError):
         ChatTemplate(source).render([user("Hi")])
+
+
+def test_a_template_may_change_its_own_lists_and_dicts() -> None:
+    # Kimi K2's templates queue call ids in a namespace list (issue 19).
+    template = ChatTemplate(
+        "{% set queue = namespace(ids=[]) %}{% set d = {} %}"
+        "{% for m in messages %}{% set _ = queue.ids.append(m.role) %}{% endfor %}"
+        "{% set _ = d.update({'n': queue.ids | length}) %}"
+        "{{ queue.ids.pop(0) }} {{ queue.ids | join(',') }} {{ d.n }}"
+    )
+    assert template.render([user("a"), Message("assistant", "b"), user("c")]) == (
+        "user assistant,user 3"
+    )
+
+
+def test_content_null_reaches_the_template_as_an_empty_string() -> None:
+    # Qwen3's template tests '</think>' in content, which fails on None.
+    template = ChatTemplate(
+        "{% if tools %}{% endif %}"
+        "{% for m in messages %}[{{ m.content }}]{{ '</think>' in m.content }}{% endfor %}"
+    )
+    assert template.render([user("Hi"), CALLED]) == "[Hi]False[]False"
 
 
 def test_template_that_does_not_compile_is_rejected_at_load() -> None:

@@ -51,7 +51,10 @@ class Message:
         return {"reasoning_content": self.reasoning, "reasoning": self.reasoning}
 
     def for_template(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        # The SDKs send ``"content": null`` for a turn that only called tools; templates test
+        # ``'<think>' in content`` (Qwen3, gpt-oss) or write it out (GLM: "None"). llama.cpp
+        # hands them "" (common/chat.cpp), and so does Tether (issue 19).
+        message: dict[str, Any] = {"role": self.role, "content": self.content or ""}
         message.update(self.reasoning_fields())
         if self.tool_calls:
             message["tool_calls"] = [call.for_template() for call in self.tool_calls]

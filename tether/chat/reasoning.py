@@ -172,7 +172,7 @@ class ReasoningSplitter:
             self._held = held[at + len(marker) :]
             self._strip = True
             return True
-        keep = _partial_suffix(held, marker)
+        keep = partial_suffix(held, marker)
         if part == "reasoning":  # whitespace just before the end marker is dropped too
             before = held[: len(held) - keep]
             keep += len(before) - len(before.rstrip())
@@ -188,7 +188,7 @@ class ReasoningSplitter:
             pieces.append((part, text))
 
 
-def _partial_suffix(text: str, marker: str) -> int:
+def partial_suffix(text: str, marker: str) -> int:
     """Length of the longest suffix of ``text`` that is a proper prefix of ``marker``."""
     for k in range(min(len(marker) - 1, len(text)), 0, -1):
         if text.endswith(marker[:k]):

@@ -1,8 +1,11 @@
 """Rendering chat messages into the prompt text that the model continues.
 
-Two paths. When the GGUF has a ``tokenizer.chat_template`` it is rendered with Jinja2 in an
-``ImmutableSandboxedEnvironment``, as HF transformers and llama-cpp-python do (a GGUF is
-untrusted input). Without one (the default Gemma 3 270M) the messages are written in Gemma's
+Two paths. When the GGUF has a ``tokenizer.chat_template`` it is rendered with Jinja2 in a
+``SandboxedEnvironment`` (a GGUF is untrusted input): no attribute outside the template's own
+values is reachable, but a template may build and change its own lists and dicts, as Kimi
+K2's queue of call ids does and as llama.cpp's renderer allows (issue 19). Each render gets
+fresh copies of the messages and tools, so nothing a template changes outlives its render.
+Without one (the default Gemma 3 270M) the messages are written in Gemma's
 turn format, following Gemma 3's official template.
 
 Tools: a template that renders ``tools`` itself gets them as they are; otherwise the
@@ -21,7 +24,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment
 
 from tether.chat.messages import Function, Message
 from tether.chat.reasoning import ReasoningMarkers
@@ -131,10 +134,10 @@ class _GenerationTag(Extension):
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
-def _sandbox() -> ImmutableSandboxedEnvironment:
+def _sandbox() -> SandboxedEnvironment:
     # The same settings and helpers as HF transformers (utils/chat_template_utils.py), which
     # GGUF templates are written for.
-    environment = ImmutableSandboxedEnvironment(
+    environment = SandboxedEnvironment(
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[_GenerationTag, "jinja2.ext.loopcontrols"],

@@ -1,0 +1,267 @@
+"""What every tool-call parser is: an incremental reader of one choice's content.
+
+A model writes its calls in its family's own markup (``<tool_call>…</tool_call>``,
+``[TOOL_CALLS]…``, ``<｜tool▁calls▁begin｜>…``). A parser is fed the choice's text as it is
+released and returns events in order: ``("content", text)`` pieces, ``CallStart`` (the
+function's name, and the id when the format carries one) and ``CallArguments`` (a piece of
+the call's arguments, compact JSON). The same state machine serves a whole answer
+(``read``: feed everything, then ``finish``) and a stream, so both always agree (the peers'
+streaming bugs come from re-parsing the whole text on every delta; ``shared/docs/style.md``).
+
+The rules every format keeps (issue 19):
+- text before, between and after calls stays content; markup that turns out not to be a
+  valid call of a known tool is released as content, never dropped;
+- a call's name is sent before its arguments, and the argument pieces of a call concatenate
+  to exactly the arguments of the whole answer;
+- no marker ever reaches content: text that could still grow into an opening marker is held
+  back, and whitespace that only separates calls is dropped.
+
+``SectionParser`` implements this for the common shape (an opening marker, a body, a closing
+marker or the end of the answer); a family supplies its ``Section`` markers and how to read
+a body.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tether.chat.messages import Function
+from tether.chat.reasoning import Part, partial_suffix
+
+
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    """A call opens: its position among the choice's calls, its function, the model's id."""
+
+    index: int
+    name: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallArguments:
+    """A piece of call ``index``'s arguments (compact JSON text, in order)."""
+
+    index: int
+    delta: str
+
+
+Event = tuple[Part, str] | CallStart | CallArguments
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCall:
+    """A whole call: what the answer's ``tool_calls`` carry."""
+
+    name: str
+    arguments: str  # compact JSON text of an object, as OpenAI's wire carries it
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChoice:
+    """A whole answer, read: its reasoning (None if none), content and calls."""
+
+    reasoning: str | None
+    content: str
+    calls: list[ParsedCall]
+
+
+def compact(arguments: Mapping[str, Any]) -> str:
+    """Arguments as the wire carries them."""
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+def collect(events: Iterable[Event]) -> ReadChoice:
+    """Events folded into the whole answer they describe."""
+    parts: dict[str, list[str]] = {"reasoning": [], "content": []}
+    calls: list[tuple[CallStart, list[str]]] = []
+    for event in events:
+        if isinstance(event, CallStart):
+            calls.append((event, []))
+        elif isinstance(event, CallArguments):
+            calls[event.index][1].append(event.delta)
+        else:
+            parts[event[0]].append(event[1])
+    reasoning = "".join(parts["reasoning"])
+    return ReadChoice(
+        reasoning or None,
+        "".join(parts["content"]),
+        [ParsedCall(start.name, "".join(args), start.id) for start, args in calls],
+    )
+
+
+class ToolParser(ABC):
+    """Reads one choice's content; a new instance per choice.
+
+    ``name`` is the parser's registry name (vLLM's ``--tool-call-parser`` names);
+    ``openers`` are the texts that open a call, which also end a model's reasoning when they
+    appear inside it; ``markers`` are every marker the format uses, so the engine can show
+    them when the model's vocabulary has them as special tokens.
+    """
+
+    name: ClassVar[str]
+    openers: ClassVar[tuple[str, ...]] = ()
+    markers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, tools: Mapping[str, Function]) -> None:
+        self.tools = tools
+        self.calls = 0  # calls started so far
+
+    @abstractmethod
+    def feed(self, text: str) -> list[Event]:
+        """Events that ``text`` (the next released piece of the choice) makes certain."""
+
+    @abstractmethod
+    def finish(self) -> list[Event]:
+        """The answer ended: everything still held, as calls or content."""
+
+    def read(self, text: str) -> ReadChoice:
+        """A whole answer."""
+        return collect([*self.feed(text), *self.finish()])
+
+    def call(self, name: str, arguments: str, id: str | None = None) -> list[Event]:
+        """Events of one whole call."""
+        index = self.calls
+        self.calls += 1
+        return [CallStart(index, name, id), CallArguments(index, arguments)]
+
+    def known(self, name: str) -> bool:
+        return name in self.tools
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Where calls are written: after ``opener``, up to ``closer`` (or to the end of the
+    answer when ``closer`` is empty). ``at_start``: the opener counts only at the very start
+    of the answer (bare JSON calls, where ``{`` anywhere else is just text)."""
+
+    opener: str
+    closer: str = ""
+    at_start: bool = False
+
+
+class SectionParser(ToolParser):
+    """Content, then ``sections`` of calls. ``parse_section`` reads a section's body into
+    calls; a body it refuses is released as content, markers and all."""
+
+    sections: ClassVar[tuple[Section, ...]]
+
+    def __init__(self, tools: Mapping[str, Function]) -> None:
+        super().__init__(tools)
+        self._held = ""  # text not yet released
+        self._section: Section | None = None  # the section being read
+        self._space = ""  # whitespace after content, dropped if a call follows
+        self._started = False  # any content or call seen
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "sections" in cls.__dict__ and "openers" not in cls.__dict__:
+            cls.openers = tuple(section.opener for section in cls.sections)
+
+    @abstractmethod
+    def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
+        """The calls in a section's body, or None when it is not valid calls of known tools
+        (then the section is content)."""
+
+    def feed(self, text: str) -> list[Event]:
+        self._held += text
+        events: list[Event] = []
+        while self._step(events, final=False):
+            pass
+        return events
+
+    def finish(self) -> list[Event]:
+        events: list[Event] = []
+        while self._step(events, final=True):
+            pass
+        if self._space and not self.calls:
+            events.append(("content", self._space))
+        self._space = ""
+        return events
+
+    def _step(self, events: list[Event], final: bool) -> bool:
+        """Consume what can be decided now; True when something was consumed."""
+        if self._section is not None:
+            return self._read_section(events, final)
+        held = self._held
+        if not held:
+            return False
+        at, section = self._find_section(held)
+        if section is not None:
+            self._content(held[:at], events)
+            self._section = section
+            self._held = held[at + len(section.opener) :]
+            return True
+        keep = 0 if final else self._undecided(held)
+        self._content(held[: len(held) - keep], events)
+        self._held = held[len(held) - keep :]
+        return False
+
+    def _open_sections(self) -> list[Section]:
+        return [s for s in self.sections if not (s.at_start and (self._started or self.calls))]
+
+    def _find_section(self, held: str) -> tuple[int, Section | None]:
+        best: tuple[int, Section | None] = (-1, None)
+        for section in self._open_sections():
+            if section.at_start:
+                head = held.lstrip()
+                at = len(held) - len(head) if head.startswith(section.opener) else -1
+            else:
+                at = held.find(section.opener)
+            if at >= 0 and (best[1] is None or at < best[0]):
+                best = (at, section)
+        return best
+
+    def _undecided(self, held: str) -> int:
+        """How much of the end of ``held`` may still become an opener."""
+        keep = 0
+        for section in self._open_sections():
+            if section.at_start:
+                if section.opener.startswith(held.lstrip()):
+                    return len(held)
+            else:
+                keep = max(keep, partial_suffix(held, section.opener))
+        return keep
+
+    def _read_section(self, events: list[Event], final: bool) -> bool:
+        section, held = self._section, self._held
+        assert section is not None
+        end = held.find(section.closer) if section.closer else -1
+        if end < 0 and not final:
+            return False
+        body, rest = (held, "") if end < 0 else (held[:end], held[end + len(section.closer) :])
+        calls = self.parse_section(section, body)
+        self._section, self._held = None, rest
+        if calls is None:
+            self._content(section.opener + held[: len(held) - len(rest)], events)
+        else:
+            self._space = ""  # whitespace before a call separates, it is not content
+            self._started = True
+            for call in calls:
+                events.extend(self.call(call.name, call.arguments, call.id))
+        return True
+
+    def _content(self, text: str, events: list[Event]) -> None:
+        """Release content; trailing whitespace waits to see whether a call follows."""
+        if not text:
+            return
+        text = self._space + text
+        body = text.rstrip()
+        self._space = text[len(body) :]
+        if body:
+            self._started = True
+            events.append(("content", body))
+
+
+def loads_object(text: str) -> dict[str, Any] | None:
+    """``text`` as a JSON object, or None."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
