@@ -61,7 +61,7 @@ class HermesParser(SectionParser):
     """``<tool_call>\\n{"name": "f", "arguments": {…}}\\n</tool_call>``, one call a block."""
 
     name = "hermes"
-    sections = (TOOL_CALL,)
+    sections: tuple[Section, ...] = (TOOL_CALL,)
     markers = ("<tool_call>", "</tool_call>")
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
