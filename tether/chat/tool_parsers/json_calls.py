@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser, compact
 
@@ -61,7 +61,7 @@ class HermesParser(SectionParser):
     """``<tool_call>\\n{"name": "f", "arguments": {…}}\\n</tool_call>``, one call a block."""
 
     name = "hermes"
-    sections: tuple[Section, ...] = (TOOL_CALL,)
+    sections: ClassVar[tuple[Section, ...]] = (TOOL_CALL,)
     markers = ("<tool_call>", "</tool_call>")
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
