@@ -78,6 +78,19 @@ SERVE_FLAGS = (
     Flag("rate_limit_tpm", int, "tokens per minute per API key (default 0: no limit)"),
     Flag("chat_template", str, "Jinja chat template file to use instead of the model's own"),
     Flag(
+        "tool_call_parser",
+        str,
+        "the format the model writes tool calls in, by vLLM's name: hermes, qwen3_coder, "
+        "llama3_json, deepseek_v31, openai, mistral, kimi_k2, glm45, minimax_m2, ... "
+        "(default: detected from the chat template)",
+    ),
+    Flag(
+        "reasoning_parser",
+        str,
+        "the model's reasoning markers, by vLLM's name: deepseek_r1, qwen3, mistral, "
+        "seed_oss, ... (default: detected from the chat template)",
+    ),
+    Flag(
         "sampling_defaults",
         json_object,
         "JSON object of sampling fields for requests that leave them out "

@@ -12,7 +12,9 @@ from typing import Any, Literal, cast
 
 import platformdirs
 
+from tether.chat.reasoning import REASONING_PARSERS
 from tether.chat.template import ChatTemplate
+from tether.chat.tool_parsers import PARSERS
 from tether.engine.config import DEFAULT_MODEL_ID, EngineConfig
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.vllm.config import VllmOptions
@@ -35,6 +37,8 @@ class ServerConfig:
     how long running requests may finish after SIGTERM. ``rate_limit_rpm`` and
     ``rate_limit_tpm`` are requests and tokens per minute per API key (0: no limit).
     ``chat_template`` is the path of a Jinja chat template to use instead of the model's.
+    ``tool_call_parser`` and ``reasoning_parser`` name the format the model writes calls and
+    reasoning in (vLLM's names), instead of the one detected from the template.
     ``sampling_defaults`` override the model's defaults for fields a request leaves out.
     ``state_db`` is the SQLite file of stored Responses API responses (``None``: under the
     user's data directory; ``:memory:``: gone with the process); ``no_store`` stores nothing.
@@ -59,6 +63,8 @@ class ServerConfig:
     rate_limit_rpm: int = 0
     rate_limit_tpm: int = 0
     chat_template: str | None = None
+    tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
     sampling_defaults: dict[str, float] = field(default_factory=dict)
     state_db: str | None = None
     no_store: bool = False
@@ -91,8 +97,18 @@ class ServerConfig:
             raise ValueError("rate limits must be non-negative (0 turns a limit off)")
         if any(not key for key in self.api_keys):
             raise ValueError("api_keys must not contain empty keys")
+        if self.tool_call_parser is not None and self.tool_call_parser not in PARSERS:
+            raise ValueError(
+                f"tool_call_parser must be one of {', '.join(PARSERS)}, "
+                f"got {self.tool_call_parser!r}"
+            )
+        if self.reasoning_parser is not None and self.reasoning_parser not in REASONING_PARSERS:
+            raise ValueError(
+                f"reasoning_parser must be one of {', '.join(REASONING_PARSERS)}, "
+                f"got {self.reasoning_parser!r}"
+            )
         if self.chat_template is not None:
-            ChatTemplate(self.chat_template_source())  # a broken template fails at startup
+            self.chat_template_for(None)  # a broken template fails at startup
         try:
             SamplingDefaults().with_values(self.sampling_defaults)
         except ValueError as exc:
@@ -111,6 +127,13 @@ class ServerConfig:
             return Path(self.chat_template).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"chat_template: cannot read {self.chat_template!r}: {exc}") from exc
+
+    def chat_template_for(self, model_template: str | None) -> ChatTemplate:
+        """The chat template in force: ``chat_template``'s, else the model's own, with the
+        parsers the operator named."""
+        source = self.chat_template_source() if self.chat_template else model_template
+        markers = REASONING_PARSERS.get(self.reasoning_parser or "")
+        return ChatTemplate(source, tool_parser=self.tool_call_parser, reasoning_markers=markers)
 
     @property
     def state_db_path(self) -> str:

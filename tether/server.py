@@ -17,7 +17,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from tether.api.shutdown import Shutdown
-from tether.chat.template import ChatTemplate
 from tether.config import LOOPBACK, ServerConfig
 from tether.engine.base import Engine
 
@@ -56,8 +55,7 @@ def build_app(config: ServerConfig) -> FastAPI:
         await engine.start()
         try:
             # A model whose chat template does not compile fails here, not on a request.
-            if config.chat_template is None:
-                ChatTemplate(engine.chat_template)
+            template = config.chat_template_for(engine.chat_template)
             log.info(
                 "model %s (%s, %s), context %d x %d sequences, http://%s:%d, auth %s",
                 config.model_id,
@@ -68,6 +66,12 @@ def build_app(config: ServerConfig) -> FastAPI:
                 config.host,
                 config.port,
                 "on" if config.auth_enabled else "off",
+            )
+            markers = template.reasoning_markers
+            log.info(
+                "chat format: tool calls %s, reasoning %s",
+                template.tool_parser,
+                markers.name if markers is not None else "none",
             )
             defaults = engine.sampling_defaults.with_values(config.sampling_defaults)
             log.info("sampling defaults: %s", json.dumps(defaults.as_dict()))

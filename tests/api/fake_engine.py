@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.chat.call_ids import CallIds
 from tether.chat.messages import Function, Message
 from tether.chat.reasoning import ReasoningMarkers
 from tether.engine.errors import ContextLengthExceededError, EngineError
@@ -59,6 +60,9 @@ class FakeEngine:
     variables: list[dict[str, Any]] = field(default_factory=list)
     # Set: the renderer is a reasoning model's, opening ``<think>`` unless told not to.
     reasoning_markers: ReasoningMarkers | None = None
+    # The renderer's tool-call format (a ``tether.chat.tool_parsers`` name) and id shape.
+    tool_parser: str = "tether"
+    call_ids: CallIds = field(default_factory=CallIds)
     sampling_defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
     always_opens: bool = False  # like DeepSeek R1's template: opens it whatever it is told
     aborted: list[str] = field(default_factory=list)

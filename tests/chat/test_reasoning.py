@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tether.chat.output import ChoiceReader
 from tether.chat.reasoning import (
     KNOWN_MARKERS,
     Reasoning,
@@ -135,8 +136,14 @@ def test_reasoning_turned_off_closes_a_prompt_that_opens_it() -> None:
 
 def test_split_of_a_finished_choice() -> None:
     reasoning = Reasoning(THINK, opened=True)
-    assert reasoning.split([("a", 1), ("b</think>", 2), ("\nc", 1)]) == ("ab", "c", 3)
-    assert reasoning.split([("</think>", 1), ("only", 1)]) == (None, "only", 1)
+
+    def split(outputs: list[tuple[str, int]]) -> tuple[str | None, str, int | None]:
+        reader = ChoiceReader(reasoning, None)
+        read = reader.read(outputs)
+        return read.reasoning, read.content, reader.reasoning_tokens
+
+    assert split([("a", 1), ("b</think>", 2), ("\nc", 1)]) == ("ab", "c", 3)
+    assert split([("</think>", 1), ("only", 1)]) == (None, "only", 1)
 
 
 def test_whitespace_before_the_end_marker_is_held_then_dropped() -> None:

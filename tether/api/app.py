@@ -135,8 +135,10 @@ def create_app(engine: Engine, config: ServerConfig, chat: ChatRenderer | None =
     limiter = RateLimiter(config.rate_limit_rpm, config.rate_limit_tpm)
     renderer = chat
     if renderer is None:
-        renderer = EngineChatTemplate(engine, config.chat_template_source())
-    ctx = ServingContext(engine, config, ModelCatalog(engine, config), metrics, limiter, renderer)
+        renderer = EngineChatTemplate(engine, config)
+    ctx = ServingContext(
+        engine, config, ModelCatalog(engine, config, renderer), metrics, limiter, renderer
+    )
     auth = ApiKeyAuth(config.api_keys)
     store = None if config.no_store else ResponseStore(config.state_db_path)
     responses_api = ResponsesService(ctx, store)

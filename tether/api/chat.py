@@ -16,10 +16,9 @@ from tether.api.serving import (
     response_format_constraint,
 )
 from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
-from tether.api.tool_calls import ToolPlan, streamed_tool_call_deltas, wire_tool_calls
-from tether.chat.output import ChoiceReader, Piece
+from tether.api.tool_calls import ToolPlan, wire_tool_calls
 from tether.chat.reasoning import Reasoning
-from tether.chat.tool_calls import ParsedCall
+from tether.chat.tool_parsers.base import CallArguments, CallStart, Event, ReadChoice
 from tether.engine.request import FinishReason, StepOutput, TokenInfo
 from tether.engine.structured import ThinkingPrefix
 
@@ -27,7 +26,8 @@ from tether.engine.structured import ThinkingPrefix
 class ChatStreamer(EnvelopeStreamer):
     """Chat chunks. With a reasoning model or tools, each choice is read by a
     ``ChoiceReader``: reasoning streams as ``delta.reasoning``, content that may be a tool
-    call is held back, and calls become ``delta.tool_calls`` at the end."""
+    call is held back, and a call streams as ``delta.tool_calls``: its id and name first, then
+    its arguments (wire-contract.md "Chat chunk")."""
 
     def __init__(
         self,
@@ -38,10 +38,9 @@ class ChatStreamer(EnvelopeStreamer):
         reasoning: Reasoning | None,
     ) -> None:
         super().__init__(builder, n, include_usage)
-        plain = plan.mode == "none" and reasoning is None
-        self._readers = (
-            None if plain else [ChoiceReader(reasoning, plan.buffer()) for _ in range(n)]
-        )
+        readers = [plan.reader(reasoning) for _ in range(n)]
+        self._readers = None if readers[0] is None else readers
+        self._call_ids = plan.call_ids
         # Tokens whose text is held back: they name (and give logprobs to) the next chunk.
         self._pending: list[list[TokenInfo]] = [[] for _ in range(n)]
 
@@ -50,36 +49,40 @@ class ChatStreamer(EnvelopeStreamer):
             return super().on_output(out)
         index = out.index
         reader = self._readers[index]
+        assert reader is not None
         self._pending[index].extend(out.tokens)
-        chunks = self._piece_chunks(index, reader.feed(out.text, len(out.tokens)))
+        chunks = self._event_chunks(index, reader.feed(out.text, len(out.tokens)))
         if out.finish_reason is None:
             return chunks
-        pieces, calls = reader.finish()
-        chunks += self._piece_chunks(index, pieces)
+        chunks += self._event_chunks(index, reader.finish())
         if reader.reasoning_tokens is not None:
             self._tally.add_reasoning(reader.reasoning_tokens)
-        reason = out.finish_reason.value
-        if calls:
-            chunks.extend(self._tool_call_chunks(index, calls))
-            reason = FinishReason.TOOL_CALLS.value
+        reason = FinishReason.TOOL_CALLS.value if reader.calls else out.finish_reason.value
         chunks.append(self.finish_chunk(out, reason, self.finish_usage(out)))
         return chunks
 
-    def _piece_chunks(self, index: int, pieces: list[Piece]) -> list[Chunk]:
-        """A chunk per piece; the tokens not yet sent (whose text was held back, then the
-        ones that released these pieces) go with the first."""
+    def _event_chunks(self, index: int, events: list[Event]) -> list[Chunk]:
+        """A chunk per event; the tokens not yet sent (whose text was held back, then the
+        ones that released these events) go with the first text chunk."""
         chunks: list[Chunk] = []
-        for part, text in pieces:
-            tokens = self._pending[index]
-            reasoning = part == "reasoning"
-            chunks.append(self.builder.text(index, text, tokens, reasoning=reasoning))
-            self._pending[index] = []
+        for event in events:
+            if isinstance(event, CallStart):
+                if self._pending[index]:  # the call's tokens, with their logprobs
+                    chunks.append(self.builder.text(index, "", self._pending[index]))
+                    self._pending[index] = []
+                call_id = event.id or self._call_ids.new()
+                delta = responses.tool_call_start(event.index, call_id, event.name)
+                chunks.append(self.builder.tool_calls(index, [delta]))
+            elif isinstance(event, CallArguments):
+                delta = responses.tool_call_arguments(event.index, event.delta)
+                chunks.append(self.builder.tool_calls(index, [delta]))
+            else:
+                part, text = event
+                tokens = self._pending[index]
+                reasoning = part == "reasoning"
+                chunks.append(self.builder.text(index, text, tokens, reasoning=reasoning))
+                self._pending[index] = []
         return chunks
-
-    def _tool_call_chunks(self, index: int, calls: list[ParsedCall]) -> list[Chunk]:
-        role = self.builder.text(index, "", ())
-        deltas = streamed_tool_call_deltas(calls)
-        return [role, *(self.builder.tool_calls(index, delta) for delta in deltas)]
 
 
 def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constraint | None:
@@ -104,7 +107,7 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
     chat = True
 
     async def prepare(self, body: requests.ChatCompletionRequest) -> Prompt:
-        plan = ToolPlan.from_request(body.tools, body.tool_choice)
+        plan = ToolPlan.from_request(body.tools, body.tool_choice, self.ctx.chat)
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
         prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
@@ -126,25 +129,30 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         results: list[ChoiceResult],
         tally: UsageTally,
     ) -> list[dict[str, Any]]:
-        reasoning = call.prompt.reasoning
-        if reasoning is None:
+        plan, reasoning = call.prompt.tools, call.prompt.reasoning
+        if plan.reader(reasoning) is None:
             return super().choices(call, results, tally)
         choices = []
         for result in results:
-            thought, content, tokens = reasoning.split(result.outputs())
-            tally.add_reasoning(tokens)
-            choice = self.choice(call, result, content)
-            choices.append(responses.add_reasoning(choice, thought))
+            reader = plan.reader(reasoning)
+            assert reader is not None
+            read = reader.read(result.outputs())
+            if reader.reasoning_tokens is not None:
+                tally.add_reasoning(reader.reasoning_tokens)
+            choice = self.choice(call, result, read)
+            if reader.reasoning_tokens is not None:
+                choice = responses.add_reasoning(choice, read.reasoning)
+            choices.append(choice)
         return choices
 
     def choice(
         self,
         call: Call[requests.ChatCompletionRequest],
         result: ChoiceResult,
-        content: str | None = None,
+        read: ReadChoice | None = None,
     ) -> dict[str, Any]:
-        """One choice; ``content`` is the answer's text when it is not all of the text."""
-        text = result.text if content is None else content
+        """One choice; ``read`` is its text as reasoning, content and calls, when it was read
+        (with tools or a reasoning model)."""
         tokens = result.logprob_tokens
         style = call.body.logprob_style
         lp: responses.Logprobs | dict[str, Any] | None = None
@@ -152,11 +160,11 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
             lp = responses.logprobs_object(tokens)
         elif style == "openai":
             lp = responses.openai_logprobs_object(tokens)
-        calls = call.prompt.tools.parse(text)
-        if calls:
-            tool_calls = wire_tool_calls(calls)
+        if read is not None and read.calls:
+            tool_calls = wire_tool_calls(read.calls, call.prompt.tools.call_ids)
             return responses.chat_choice(
-                result.index, None, tool_calls, "tool_calls", result.seed, lp
+                result.index, read.content or None, tool_calls, "tool_calls", result.seed, lp
             )
+        text = result.text if read is None else read.content
         reason = result.finish_reason.value
         return responses.chat_choice(result.index, text, [], reason, result.seed, lp)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,9 +24,21 @@ from starlette.responses import JSONResponse
 
 from tether.api import responses
 from tether.api.errors import ModelNotAvailable, RoutingError
+from tether.chat.reasoning import ReasoningMarkers
 from tether.config import ServerConfig
 from tether.engine.base import Engine
 from tether.engine.sampling_params import SamplingDefaults
+
+
+class ChatFormat(Protocol):
+    """Which formats the model writes calls and reasoning in (``ChatRenderer``)."""
+
+    @property
+    def tool_parser(self) -> str: ...
+
+    @property
+    def reasoning_markers(self) -> ReasoningMarkers | None: ...
+
 
 # The openai SDK crashes on Together's bare array (wire-contract.md "Models").
 _OPENAI_USER_AGENT = "OpenAI/"
@@ -35,8 +47,9 @@ _OPENAI_USER_AGENT = "OpenAI/"
 class ModelCatalog:
     """The one model this server serves."""
 
-    def __init__(self, engine: Engine, config: ServerConfig) -> None:
+    def __init__(self, engine: Engine, config: ServerConfig, chat: ChatFormat) -> None:
         self._engine = engine
+        self._chat = chat
         self._overrides = config.sampling_defaults
         self._defaults: SamplingDefaults | None = None
         self._created = int(time.time())
@@ -69,7 +82,12 @@ class ModelCatalog:
 
     def cards(self) -> list[dict[str, Any]]:
         card = responses.model_card(self.model_id, self._created, self._engine.context_length)
-        return [responses.with_sampling_defaults(card, self.sampling_defaults().as_dict())]
+        card = responses.with_sampling_defaults(card, self.sampling_defaults().as_dict())
+        if self._engine.ready:  # the model's own template is known once it has loaded
+            markers = self._chat.reasoning_markers
+            reasoning = markers.name if markers is not None else None
+            card = responses.with_chat_format(card, self._chat.tool_parser, reasoning)
+        return [card]
 
     async def list_models(self, request: Request) -> JSONResponse:
         cards = self.cards()

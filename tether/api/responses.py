@@ -443,6 +443,15 @@ def with_sampling_defaults(card: dict[str, Any], defaults: dict[str, Any]) -> di
     return card
 
 
+def with_chat_format(
+    card: dict[str, Any], tool_parser: str, reasoning_parser: str | None
+) -> dict[str, Any]:
+    """A model card that also names the formats its calls and reasoning are read in
+    (Tether's; vLLM's parser names)."""
+    card["chat_format"] = {"tool_call_parser": tool_parser, "reasoning_parser": reasoning_parser}
+    return card
+
+
 def cursor_page(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``together`` 3.x's cursor page: every item at once, no next page."""
     return {"data": items, "next_cursor": None}

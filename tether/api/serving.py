@@ -26,6 +26,7 @@ from tether.api.metrics import Metrics, RequestTimer
 from tether.api.middleware import add_response_headers, request_id
 from tether.api.models import ModelCatalog
 from tether.api.rate_limit import RateLimiter
+from tether.chat.call_ids import CallIds
 from tether.chat.messages import Function, Message
 from tether.chat.reasoning import Reasoning, ReasoningMarkers
 from tether.chat.template import ChatTemplate, ChatTemplateError
@@ -59,7 +60,8 @@ class ServingContext:
 
 
 class ChatRenderer(Protocol):
-    """Renders chat messages into prompt text (``tether.chat.template.ChatTemplate``)."""
+    """Renders chat messages into prompt text, and says which formats the model writes calls
+    and reasoning in (``tether.chat.template.ChatTemplate``)."""
 
     def render(
         self,
@@ -71,21 +73,27 @@ class ChatRenderer(Protocol):
     @property
     def reasoning_markers(self) -> ReasoningMarkers | None: ...
 
+    @property
+    def tool_parser(self) -> str: ...
+
+    @property
+    def call_ids(self) -> CallIds: ...
+
 
 class EngineChatTemplate:
-    """The chat template in force: ``--chat-template``'s (``source``), else the served
-    model's own (or Gemma's format when it has none), read from the engine once it has
-    loaded."""
+    """The chat template in force (``ServerConfig.chat_template_for``): ``--chat-template``'s,
+    else the served model's own (or Gemma's format when it has none), read from the engine
+    once it has loaded."""
 
-    def __init__(self, engine: Engine, source: str | None = None) -> None:
+    def __init__(self, engine: Engine, config: ServerConfig) -> None:
         self._engine = engine
-        # A template given by the operator is compiled now: a broken one fails at startup.
-        self._template = ChatTemplate(source) if source is not None else None
+        self._config = config
+        self._template: ChatTemplate | None = None
 
     @property
     def template(self) -> ChatTemplate:
         if self._template is None:
-            self._template = ChatTemplate(self._engine.chat_template)
+            self._template = self._config.chat_template_for(self._engine.chat_template)
         return self._template
 
     def render(
@@ -99,6 +107,14 @@ class EngineChatTemplate:
     @property
     def reasoning_markers(self) -> ReasoningMarkers | None:
         return self.template.reasoning_markers
+
+    @property
+    def tool_parser(self) -> str:
+        return self.template.tool_parser
+
+    @property
+    def call_ids(self) -> CallIds:
+        return self.template.call_ids
 
 
 T = TypeVar("T")

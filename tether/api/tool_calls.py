@@ -1,20 +1,24 @@
 """Tool calling for chat: what a request's tools mean, and calls as the wire carries them.
 
-With ``tool_choice="auto"`` the prompt asks the model to answer a call in the text format of
-``tether.chat.tool_calls``; with ``"required"`` or a named function the output is constrained
-to exactly ``{"name": ..., "arguments": {...}}`` (``StructuredOutput.tool_call``). Either way
-the finished text goes through ``parse_tool_calls``.
+With ``tool_choice="auto"`` the model answers calls in its family's format (the chat
+template's, or Tether's own tagged form when the template writes none), read back by that
+family's parser (``tether.chat.tool_parsers``); with ``"required"`` or a named function the
+output is constrained to exactly ``{"name": ..., "arguments": {...}}``
+(``StructuredOutput.tool_call``), which Tether's own parser reads.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 from tether.api import requests, responses
+from tether.chat.call_ids import CallIds
 from tether.chat.messages import Function
-from tether.chat.tool_calls import ParsedCall, ToolCallBuffer, parse_tool_calls
+from tether.chat.output import ChoiceReader
+from tether.chat.reasoning import Reasoning
+from tether.chat.tool_parsers import make_parser, parser_class
+from tether.chat.tool_parsers.base import ParsedCall
 from tether.engine.errors import InvalidRequestError
 from tether.engine.structured import StructuredOutput, ToolFunction
 
@@ -23,33 +27,41 @@ ToolMode = Literal["none", "auto", "forced"]
 
 @dataclass(frozen=True, slots=True)
 class ToolPlan:
-    """How one chat request uses its tools: what the template sees, and the constraint if a
-    call is forced."""
+    """How one chat request uses its tools: what the template sees, the constraint if a call
+    is forced, and the parser that reads calls out of the answer."""
 
     mode: ToolMode
-    names: frozenset[str]
     functions: tuple[Function, ...]  # for the chat template
     structured: StructuredOutput | None  # set when a call is forced
+    parser: str | None  # the registry name of the parser reading each choice, if any
+    call_ids: CallIds
 
     @classmethod
-    def none(cls) -> ToolPlan:
-        return cls("none", frozenset(), (), None)
+    def none(cls, parser: str | None = None, call_ids: CallIds | None = None) -> ToolPlan:
+        return cls("none", (), None, parser, call_ids or CallIds())
 
     @classmethod
     def from_request(
-        cls, tools: list[requests.Tool] | None, choice: requests.ToolChoice | None
+        cls,
+        tools: list[requests.Tool] | None,
+        choice: requests.ToolChoice | None,
+        template: ToolFormat | None = None,
     ) -> ToolPlan:
+        """``template`` says which format the model writes calls in (Tether's own when
+        None); a format that also carries reasoning is read even without tools."""
+        family = template.tool_parser if template is not None else "tether"
+        call_ids = template.call_ids if template is not None else CallIds()
+        always = family if parser_class(family).reasons else None
         if not tools:
             if choice not in (None, "none", "auto"):
                 raise InvalidRequestError("tool_choice: requires tools", param="tool_choice")
-            return cls.none()
+            return cls.none(always, call_ids)
         if choice == "none":
             # OpenAI: "none" means the model answers in text; the template gets no tools.
-            return cls.none()
+            return cls.none(always, call_ids)
         functions = tuple(tool.to_chat() for tool in tools)
-        names = frozenset(function.name for function in functions)
         if choice is None or choice == "auto":
-            return cls("auto", names, functions, None)
+            return cls("auto", functions, None, family, call_ids)
         forced = None if choice == "required" else choice.function.name
         callable_ = tuple(
             ToolFunction(function.name, function.parameters)
@@ -60,38 +72,28 @@ class ToolPlan:
             raise InvalidRequestError(
                 f"tool_choice: no function named {forced!r}", param="tool_choice"
             )
-        return cls("forced", names, functions, StructuredOutput(tool_call=callable_))
+        # The grammar writes the bare JSON object that Tether's own form reads.
+        structured = StructuredOutput(tool_call=callable_)
+        return cls("forced", functions, structured, "tether", call_ids)
 
-    def parse(self, text: str) -> list[ParsedCall] | None:
-        """The calls in a finished choice's text, or ``None`` when it is a plain answer."""
-        if self.mode == "none":
-            return None
-        return parse_tool_calls(text, self.names) or None
-
-    def buffer(self) -> ToolCallBuffer | None:
-        """What holds a streamed choice's text while it may be a call (None: nothing to hold)."""
-        if self.mode == "none":
-            return None
-        return ToolCallBuffer(self.names, forced=self.mode == "forced")
+    def reader(self, reasoning: Reasoning | None) -> ChoiceReader | None:
+        """What reads one choice (None: its text is all content)."""
+        if self.parser is None:
+            return ChoiceReader(reasoning, None) if reasoning is not None else None
+        tools = {function.name: function for function in self.functions}
+        return ChoiceReader(reasoning, make_parser(self.parser, tools))
 
 
-def new_call_id() -> str:
-    return f"call_{secrets.token_hex(12)}"
+class ToolFormat(Protocol):
+    """The chat template's side of tool calling (``tether.chat.template.ChatTemplate``)."""
+
+    @property
+    def tool_parser(self) -> str: ...
+
+    @property
+    def call_ids(self) -> CallIds: ...
 
 
-def wire_tool_calls(calls: list[ParsedCall]) -> list[responses.ToolCallObject]:
-    """Non-streaming ``message.tool_calls``."""
-    return [responses.tool_call(new_call_id(), call.name, call.arguments) for call in calls]
-
-
-def streamed_tool_call_deltas(calls: list[ParsedCall]) -> list[list[dict[str, Any]]]:
-    """The ``delta.tool_calls`` lists to stream, in order (wire-contract.md "Chat chunk").
-
-    For each call: a first delta with ``id``, ``type``, ``function.name`` and empty
-    ``arguments``, then one carrying the arguments. Every delta carries ``index``.
-    """
-    deltas: list[list[dict[str, Any]]] = []
-    for index, call in enumerate(calls):
-        deltas.append([responses.tool_call_start(index, new_call_id(), call.name)])
-        deltas.append([responses.tool_call_arguments(index, call.arguments)])
-    return deltas
+def wire_tool_calls(calls: list[ParsedCall], ids: CallIds) -> list[responses.ToolCallObject]:
+    """Non-streaming ``message.tool_calls``; a call keeps the id the model gave it."""
+    return [responses.tool_call(call.id or ids.new(), call.name, call.arguments) for call in calls]

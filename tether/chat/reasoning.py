@@ -13,8 +13,7 @@ before it; it holds back only a suffix that could still grow into the marker it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Part = Literal["reasoning", "content"]
@@ -26,6 +25,7 @@ class ReasoningMarkers:
 
     start: str
     end: str
+    name: str = field(default="", compare=False)  # vLLM's --reasoning-parser name
 
     @classmethod
     def detect(cls, template: str | None) -> ReasoningMarkers | None:
@@ -50,12 +50,20 @@ class ReasoningMarkers:
 # Most specific first: ``<thinking>`` contains neither ``<think>`` nor ``</think>``, but the
 # order keeps a template mentioning several on the common pair.
 KNOWN_MARKERS = (
-    ReasoningMarkers("<think>", "</think>"),  # DeepSeek R1, Qwen3, QwQ, GLM, Phi-4 reasoning
-    ReasoningMarkers("<seed:think>", "</seed:think>"),  # Seed-OSS
-    ReasoningMarkers("<thinking>", "</thinking>"),
-    ReasoningMarkers("<|START_THINKING|>", "<|END_THINKING|>"),  # Command A reasoning
-    ReasoningMarkers("[THINK]", "[/THINK]"),  # Magistral
+    # DeepSeek R1, Qwen3, QwQ, GLM, Kimi K2 Thinking, MiniMax M2, Phi-4 reasoning
+    ReasoningMarkers("<think>", "</think>", "deepseek_r1"),
+    ReasoningMarkers("<seed:think>", "</seed:think>", "seed_oss"),
+    ReasoningMarkers("<thinking>", "</thinking>", "thinking"),
+    ReasoningMarkers("<|START_THINKING|>", "<|END_THINKING|>", "command_a"),
+    ReasoningMarkers("[THINK]", "[/THINK]", "mistral"),  # Magistral, Ministral reasoning
 )
+_THINK = KNOWN_MARKERS[0]
+# ``--reasoning-parser NAME`` (vLLM's names, and the names above). gpt-oss's reasoning is its
+# harmony analysis channel, which the ``openai`` tool parser reads.
+REASONING_PARSERS: dict[str, ReasoningMarkers] = {
+    **{markers.name: markers for markers in KNOWN_MARKERS},
+    **{name: _THINK for name in ("qwen3", "glm45", "kimi_k2", "minimax_m2")},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +85,8 @@ class Reasoning:
             return cls(markers, False), prompt + markers.closing()
         return cls(markers, opened), prompt
 
-    def splitter(self) -> ReasoningSplitter:
-        return ReasoningSplitter(self.markers, in_reasoning=self.opened)
-
-    def split(self, pieces: Iterable[tuple[str, int]]) -> tuple[str | None, str, int]:
-        """A finished choice's ``(reasoning, content, reasoning_tokens)`` from its
-        ``(text, tokens)`` outputs; reasoning is None when there was none."""
-        splitter = self.splitter()
-        parts: list[tuple[Part, str]] = []
-        for text, tokens in pieces:
-            parts.extend(splitter.feed(text, tokens))
-        parts.extend(splitter.finish())
-        reasoning = "".join(piece for part, piece in parts if part == "reasoning")
-        content = "".join(piece for part, piece in parts if part == "content")
-        return reasoning or None, content, splitter.reasoning_tokens
+    def splitter(self, interrupts: tuple[str, ...] = ()) -> ReasoningSplitter:
+        return ReasoningSplitter(self.markers, in_reasoning=self.opened, interrupts=interrupts)
 
 
 class ReasoningSplitter:
@@ -101,11 +97,15 @@ class ReasoningSplitter:
     reasoning (including those that carried the end marker) are counted in
     ``reasoning_tokens``. Whitespace around the reasoning (right after a marker, right
     before the end marker) is dropped, as llama.cpp's parser does; markers are never
-    released.
+    released. ``interrupts`` (the openers of the model's tool calls) end reasoning where they
+    appear even without the end marker, and stay in the content (issue 19).
     """
 
-    def __init__(self, markers: ReasoningMarkers, *, in_reasoning: bool) -> None:
+    def __init__(
+        self, markers: ReasoningMarkers, *, in_reasoning: bool, interrupts: tuple[str, ...] = ()
+    ) -> None:
         self._markers = markers
+        self._interrupts = interrupts
         # "start": the output may yet open reasoning with the start marker.
         self._state: Literal["start", "reasoning", "content"] = (
             "reasoning" if in_reasoning else "start"
@@ -113,6 +113,7 @@ class ReasoningSplitter:
         self._held = ""
         self._strip = in_reasoning  # drop leading whitespace of the current part
         self._undecided_tokens = 0  # fed while it was unknown whether reasoning opens
+        self._interrupted = False  # a call opener ended reasoning
         self.reasoning_tokens = 0
 
     @property
@@ -139,7 +140,8 @@ class ReasoningSplitter:
                 self._emit("content", self._held, pieces)
                 self._held = ""
                 break
-        if was_reasoning or self._state != "content":
+        # The tokens that carried the end marker were reasoning; those that opened a call not.
+        if (was_reasoning or self._state != "content") and not self._interrupted:
             self.reasoning_tokens += tokens
         return pieces
 
@@ -164,15 +166,22 @@ class ReasoningSplitter:
         return True
 
     def _release_until(self, marker: str, part: Part, pieces: list[tuple[Part, str]]) -> bool:
-        """Release ``part`` text up to ``marker``; True when the marker was consumed."""
+        """Release ``part`` text up to ``marker`` (or an interrupt, which is kept); True when
+        one was found."""
         held = self._held
         at = held.find(marker)
+        cut = min((i for i in map(held.find, self._interrupts) if i >= 0), default=-1)
+        if cut >= 0 and (at < 0 or cut < at):
+            self._emit(part, held[:cut].rstrip(), pieces)
+            self._held = held[cut:]
+            self._interrupted = True
+            return True
         if at >= 0:
             self._emit(part, held[:at].rstrip(), pieces)
             self._held = held[at + len(marker) :]
             self._strip = True
             return True
-        keep = partial_suffix(held, marker)
+        keep = max(partial_suffix(held, m) for m in (marker, *self._interrupts))
         if part == "reasoning":  # whitespace just before the end marker is dropped too
             before = held[: len(held) - keep]
             keep += len(before) - len(before.rstrip())

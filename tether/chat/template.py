@@ -8,9 +8,12 @@ fresh copies of the messages and tools, so nothing a template changes outlives i
 Without one (the default Gemma 3 270M) the messages are written in Gemma's
 turn format, following Gemma 3's official template.
 
-Tools: a template that renders ``tools`` itself gets them as they are; otherwise the
-messages are written in the plain form of ``tether.chat.tool_calls`` (functions listed in
-the system text, calls and results as tagged text) before rendering.
+Tools: a template that renders ``tools`` itself gets them as they are. One that writes calls
+but lists no tools (DeepSeek V3.1, R1) gets the calls as they are and the functions listed in
+the system text, with a call in its own form as the example. Otherwise the messages are
+written in the plain form of ``tether.chat.tool_calls`` (functions listed in the system text,
+calls and results as tagged text) before rendering. ``tool_parser`` names the format the
+model will answer calls in (``tether.chat.tool_parsers``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
-from tether.chat.messages import Function, Message
+from tether.chat.call_ids import CallIds
+from tether.chat.messages import Function, Message, ToolCall
 from tether.chat.reasoning import ReasoningMarkers
-from tether.chat.tool_calls import plain_messages
+from tether.chat.tool_calls import add_instruction, plain_messages, tools_instruction
+from tether.chat.tool_parsers import detect as detect_tool_parser
 
 # Variables every render sets; a request's template variables cannot replace them.
 RESERVED_VARIABLES = frozenset(
@@ -49,12 +54,22 @@ class ChatTemplate:
     is a reasoning model's.
     """
 
-    def __init__(self, source: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
+    def __init__(
+        self,
+        source: str | None,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        tool_parser: str | None = None,
+        reasoning_markers: ReasoningMarkers | None = None,
+    ) -> None:
         self._bos_token = bos_token
         self._eos_token = eos_token
         self._template: jinja2.Template | None = None
         self._native_tools = False
-        self.reasoning_markers = ReasoningMarkers.detect(source)
+        self._native_calls = False
+        self.reasoning_markers = reasoning_markers or ReasoningMarkers.detect(source)
+        self.call_ids = CallIds.for_template(source)
         if source is not None:
             environment = _sandbox()
             try:
@@ -63,6 +78,13 @@ class ChatTemplate:
             except jinja2.TemplateSyntaxError as exc:
                 raise ValueError(f"the chat template does not compile: {exc}") from exc
             self._native_tools = "tools" in undeclared
+            # DeepSeek V3.1 and R1's templates write calls in their format but list no tools.
+            self._native_calls = "tool_calls" in source
+        native = self._native_tools or self._native_calls
+        # Tether's own tagged form is what the model is asked for when the template writes
+        # no calls itself; otherwise the family's format, as detected (issue 19).
+        self.tool_parser = tool_parser or (detect_tool_parser(source) if native else "tether")
+        self._call_example: str | None = None
 
     @property
     def native_tools(self) -> bool:
@@ -81,16 +103,65 @@ class ChatTemplate:
         ``variables`` are extra template variables (a request's ``chat_template_kwargs``,
         e.g. ``enable_thinking``); Gemma's built-in format has none.
         """
-        if self._template is None or not self._native_tools:
-            rendered = plain_messages(messages, tools)
-        else:
-            rendered = [message.for_template() for message in messages]
         if self._template is None:
-            return _render_gemma(rendered, add_generation_prompt)
-        native = [tool.for_template() for tool in tools] if tools and self._native_tools else None
+            return _render_gemma(plain_messages(messages, tools), add_generation_prompt)
+        native = None
+        if self._native_tools:
+            rendered = self._for_template(messages)
+            native = [tool.for_template() for tool in tools] or None
+        elif self._native_calls:
+            rendered = self._for_template(messages)
+            if tools:
+                example = self._example(variables or {})
+                add_instruction(rendered, tools_instruction(tools, example))
+        else:
+            rendered = plain_messages(messages, tools)
         return self._render_jinja(
             self._template, rendered, native, variables or {}, add_generation_prompt
         )
+
+    def said(
+        self,
+        messages: Sequence[Message],
+        turn: Message,
+        tools: Sequence[Function] = (),
+        variables: Mapping[str, Any] | None = None,
+    ) -> str:
+        """What the model writes for the assistant ``turn`` after ``messages``: its render
+        past the generation prompt, up to the end of the text (end-of-turn markers included).
+        """
+        prompt = self.render(messages, tools, variables)
+        full = self.render([*messages, turn], tools, variables, add_generation_prompt=False)
+        shared = 0
+        while shared < min(len(prompt), len(full)) and prompt[shared] == full[shared]:
+            shared += 1
+        if shared < len(prompt):
+            # The generation prompt opens more than a past turn shows (DeepSeek R1's
+            # "<think>\n"): the model's text starts after the last marker or line both share.
+            while shared > 0 and full[shared - 1] not in ">\n]":
+                shared -= 1
+        return full[shared:]
+
+    def _for_template(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        rendered = [message.for_template() for message in messages]
+        if self.call_ids.nine:
+            for message in rendered:
+                for call in message.get("tool_calls", ()):
+                    if "id" in call:
+                        call["id"] = self.call_ids.for_template_id(call["id"])
+                if "tool_call_id" in message:
+                    message["tool_call_id"] = self.call_ids.for_template_id(message["tool_call_id"])
+        return rendered
+
+    def _example(self, variables: Mapping[str, Any]) -> str:
+        """A call as this template writes it, to show the model the form it should answer in
+        when the template writes calls but does not list tools."""
+        if self._call_example is None:
+            call = ToolCall("function_name", {"argument": "value"}, self.call_ids.new())
+            turn = Message("assistant", None, tool_calls=(call,))
+            said = self.said([Message("user", "?")], turn, (), variables)
+            self._call_example = said.strip()
+        return self._call_example
 
     def _render_jinja(
         self,

@@ -1,22 +1,17 @@
-"""The tool-call text format, both ways: how tools, calls and results are written into the
-prompt for a template that does not render tools itself, and how calls are read back from
-the model's answer (whole, or while it streams).
+"""Tools in the prompt of a template that does not render them itself.
 
-Unless the template handles ``tools`` itself, the functions are listed in the system (or
-first user) text with the instruction to answer
+The functions are listed in the system (or first user) text with the instruction to answer
 ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``; earlier calls are written back in
 that form, and ``tool`` results come back as user text
-``<tool_response>{"name": ..., "content": ...}</tool_response>``. ``parse_tool_calls`` reads a
-finished answer, accepting the tagged form and the bare JSON object that a forced call
-(``StructuredOutput.tool_call``) produces.
+``<tool_response>{"name": ..., "content": ...}</tool_response>``. The ``tether`` parser
+(``tether.chat.tool_parsers.json_calls``) reads that form back. A template that writes calls
+in its own form but lists no tools gets the same list with its own form as the example.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tether.chat.messages import Function, Message
@@ -24,20 +19,16 @@ from tether.chat.messages import Function, Message
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 
-_TAGGED_CALL = re.compile(r"\s*<tool_call>(.*?)</tool_call>\s*", re.DOTALL)
 _TOOLS_INSTRUCTION = """You can call the following functions (name, description, JSON schema of \
 the arguments):
 {functions}
 
 To call a function, answer only with
-<tool_call>{{"name": "<function name>", "arguments": {{<the arguments as JSON>}}}}</tool_call>
+{example}
 (one such block per call). Otherwise, answer normally."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedCall:
-    name: str
-    arguments: str  # compact JSON text of an object, as OpenAI's wire carries it
+TAGGED_EXAMPLE = (
+    '<tool_call>{"name": "<function name>", "arguments": {<the arguments as JSON>}}</tool_call>'
+)
 
 
 # --- writing: the plain form ------------------------------------------------------------------
@@ -61,7 +52,7 @@ def plain_messages(messages: Sequence[Message], tools: Sequence[Function]) -> li
         else:
             plain.append({"role": message.role, "content": message.content or ""})
     if tools:
-        _add_instruction(plain, _tools_instruction(tools))
+        add_instruction(plain, tools_instruction(tools))
     return plain
 
 
@@ -77,12 +68,13 @@ def _tool_response(message: Message, names_by_call_id: dict[str, str]) -> str:
     return f"<tool_response>{json.dumps(body, ensure_ascii=False)}</tool_response>"
 
 
-def _tools_instruction(tools: Sequence[Function]) -> str:
+def tools_instruction(tools: Sequence[Function], example: str = TAGGED_EXAMPLE) -> str:
+    """The functions and how to call them; ``example`` shows the form of a call."""
     listed = [json.dumps(tool.spec(), ensure_ascii=False) for tool in tools]
-    return _TOOLS_INSTRUCTION.format(functions="\n".join(listed))
+    return _TOOLS_INSTRUCTION.format(functions="\n".join(listed), example=example)
 
 
-def _add_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
+def add_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
     first = messages[0]
     if first["role"] == "system":
         first["content"] = f"{first['content']}\n\n{instruction}"
@@ -90,108 +82,3 @@ def _add_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
         first["content"] = f"{instruction}\n\n{first['content']}"
     else:
         messages.insert(0, {"role": "system", "content": instruction})
-
-
-# --- reading: calls in the answer -------------------------------------------------------------
-
-
-def parse_tool_calls(text: str, tool_names: frozenset[str]) -> list[ParsedCall] | None:
-    """The calls in a finished answer, or None when it is not (only) tool calls.
-
-    Accepts one or more ``<tool_call>{json}</tool_call>`` blocks, or the whole answer being
-    ``{"name": ..., "arguments": {...}}``. Every name must be in ``tool_names``.
-    """
-    stripped = text.strip()
-    if stripped.startswith(TOOL_CALL_OPEN):
-        bodies = _tagged_bodies(stripped)
-    elif stripped.startswith("{"):
-        bodies = [stripped]
-    else:
-        return None
-    calls = [_parse_call(body, tool_names) for body in bodies or ()]
-    if not calls or any(call is None for call in calls):
-        return None
-    return [call for call in calls if call is not None]
-
-
-def could_be_tool_call_prefix(text: str) -> bool:
-    """True while streamed ``text`` may still become a tool call (so it should be held back)."""
-    head = text.lstrip()
-    return TOOL_CALL_OPEN.startswith(head) or head.startswith((TOOL_CALL_OPEN, "{"))
-
-
-class ToolCallBuffer:
-    """Holds back one choice's streamed text while it could still be a tool call.
-
-    A call needs its function name before its first delta, so text that begins like a call
-    (``<tool_call>`` or ``{``) is held until the choice finishes and parsed whole. Text that
-    cannot be a call is released at once. A forced call is always held.
-    """
-
-    def __init__(self, names: frozenset[str], forced: bool) -> None:
-        self._names = names
-        self._pieces: list[str] = []
-        self._holding = True
-        self._committed = forced
-
-    def feed(self, text: str) -> str:
-        """Text to send now ("" while holding)."""
-        if not self._holding:
-            return text
-        self._pieces.append(text)
-        if self._committed:
-            return ""
-        head = "".join(self._pieces).lstrip()
-        if not could_be_tool_call_prefix(head):
-            return self._release()
-        # Past the opening, it stays a possible call: stop re-joining the pieces.
-        self._committed = head.startswith(("{", TOOL_CALL_OPEN))
-        return ""
-
-    def finish(self) -> tuple[str, list[ParsedCall] | None]:
-        """At the choice's end: (held text to send, the parsed calls or None)."""
-        if not self._holding:
-            return "", None
-        calls = parse_tool_calls("".join(self._pieces), self._names)
-        if calls:
-            self._pieces.clear()
-            return "", calls
-        return self._release(), None
-
-    def _release(self) -> str:
-        self._holding = False
-        text = "".join(self._pieces)
-        self._pieces.clear()
-        return text
-
-
-def _tagged_bodies(text: str) -> list[str] | None:
-    bodies: list[str] = []
-    position = 0
-    while position < len(text):
-        match = _TAGGED_CALL.match(text, position)
-        if match is None:
-            return None
-        bodies.append(match.group(1))
-        position = match.end()
-    return bodies
-
-
-def _parse_call(body: str, tool_names: frozenset[str]) -> ParsedCall | None:
-    try:
-        call = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(call, dict) or call.get("name") not in tool_names:
-        return None
-    # Llama 3.x templates ask for "parameters" rather than "arguments".
-    arguments = call.get("arguments", call.get("parameters", {}))
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            return None
-    if not isinstance(arguments, dict) or not set(call) <= {"name", "arguments", "parameters"}:
-        return None
-    compact = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
-    return ParsedCall(call["name"], compact)

@@ -110,3 +110,32 @@ def test_an_unclosed_call_at_the_end_is_still_read() -> None:
     # A stop string or the end-of-turn token can end the answer before the closing tag.
     read = HermesParser(TOOLS).read('<tool_call>\n{"name": "now", "arguments": {}}\n')
     assert as_calls(read) == [("now", {})]
+
+
+@pytest.mark.parametrize(
+    ("text", "calls"),
+    [
+        (
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+            [("get_weather", {"city": "Paris"})],
+        ),
+        (
+            '\n <tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>\n'
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "Köln"}}</tool_call> ',
+            [("now", {}), ("get_weather", {"city": "Köln"})],
+        ),
+        (
+            ' {"name": "get_weather", "arguments": {"city": "Paris"}} ',
+            [("get_weather", {"city": "Paris"})],
+        ),
+        (
+            '{"name": "get_weather", "parameters": {"city": "Paris"}}',
+            [("get_weather", {"city": "Paris"})],
+        ),
+    ],
+)
+def test_tether_form_is_read_whole_and_streamed(text: str, calls: list[object]) -> None:
+    whole = TetherParser(TOOLS).read(text)
+    assert as_calls(whole) == calls and whole.content == ""
+    for pieces in splits(text):
+        check_stream(stream(TetherParser(TOOLS), pieces), whole, TetherParser.markers)

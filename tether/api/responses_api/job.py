@@ -18,9 +18,10 @@ from typing import Any
 
 from tether.api.metrics import RequestTimer
 from tether.api.responses_api import wire
-from tether.api.tool_calls import ToolPlan, new_call_id
+from tether.api.tool_calls import ToolPlan
 from tether.chat.output import ChoiceReader
 from tether.chat.reasoning import Part, Reasoning
+from tether.chat.tool_parsers.base import CallArguments, CallStart, Event
 from tether.engine.base import RequestStream
 from tether.engine.errors import EngineError, EngineShutdownError
 from tether.engine.request import FinishReason, StepOutput
@@ -40,7 +41,8 @@ class OutputBuilder:
 
     def __init__(self, plan: ToolPlan, reasoning: Reasoning | None) -> None:
         self.items: list[dict[str, Any]] = []
-        self._reader = ChoiceReader(reasoning, plan.buffer())
+        self._reader = plan.reader(reasoning) or ChoiceReader(None, None)
+        self._call_ids = plan.call_ids
         self._open: dict[str, Any] | None = None  # the item being written
 
     @property
@@ -49,20 +51,25 @@ class OutputBuilder:
 
     def feed(self, out: StepOutput) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        for part, text in self._reader.feed(out.text, len(out.tokens)):
-            self._text(part, text, events)
+        for event in self._reader.feed(out.text, len(out.tokens)):
+            self._event(event, events)
         return events
 
     def finish(self) -> list[dict[str, Any]]:
-        """Flush what was held, turn a held call into function call items, close items."""
+        """Flush what was held (text, or the last calls), close the open item."""
         events: list[dict[str, Any]] = []
-        pieces, calls = self._reader.finish()
-        for part, text in pieces:
-            self._text(part, text, events)
+        for event in self._reader.finish():
+            self._event(event, events)
         self._close(events)
-        for call in calls or ():
-            self._function_call(call.name, call.arguments, events)
         return events
+
+    def _event(self, event: Event, events: list[dict[str, Any]]) -> None:
+        if isinstance(event, CallStart):
+            self._call_start(event, events)
+        elif isinstance(event, CallArguments):
+            self._call_arguments(event.delta, events)
+        else:
+            self._text(event[0], event[1], events)
 
     def _text(self, part: Part, text: str, events: list[dict[str, Any]]) -> None:
         kind = "reasoning" if part == "reasoning" else "message"
@@ -92,6 +99,9 @@ class OutputBuilder:
         if item is None:
             return
         self._open = None
+        if item["type"] == "function_call":
+            self._call_done(item, events)
+            return
         events.append(self._text_event(item, "done", text=item["content"][0]["text"]))
         events.append(self._part_event("done", item))
         item["status"] = "completed"
@@ -122,27 +132,36 @@ class OutputBuilder:
             name, item_id=item["id"], output_index=len(self.items) - 1, content_index=0, **fields
         )
 
-    def _function_call(self, name: str, arguments: str, events: list[dict[str, Any]]) -> None:
-        item = wire.function_call_item(wire.new_id("fc"), new_call_id(), name, "", "in_progress")
+    def _call_start(self, call: CallStart, events: list[dict[str, Any]]) -> None:
+        self._close(events)
+        call_id = call.id or self._call_ids.new()
+        item = wire.function_call_item(wire.new_id("fc"), call_id, call.name, "", "in_progress")
         self.items.append(item)
-        index = len(self.items) - 1
+        self._open = item
         events.append(self._item_event("added", item))
+
+    def _call_arguments(self, delta: str, events: list[dict[str, Any]]) -> None:
+        item = self._open
+        assert item is not None and item["type"] == "function_call"
+        item["arguments"] += delta
         events.append(
             wire.event(
                 "response.function_call_arguments.delta",
                 item_id=item["id"],
-                output_index=index,
-                delta=arguments,
+                output_index=len(self.items) - 1,
+                delta=delta,
             )
         )
-        item["arguments"], item["status"] = arguments, "completed"
+
+    def _call_done(self, item: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        item["status"] = "completed"
         events.append(
             wire.event(
                 "response.function_call_arguments.done",
                 item_id=item["id"],
-                output_index=index,
-                name=name,
-                arguments=arguments,
+                output_index=len(self.items) - 1,
+                name=item["name"],
+                arguments=item["arguments"],
             )
         )
         events.append(self._item_event("done", item))

@@ -107,6 +107,9 @@ class ToolParser(ABC):
     name: ClassVar[str]
     openers: ClassVar[tuple[str, ...]] = ()
     markers: ClassVar[tuple[str, ...]] = ()
+    # The format carries reasoning too (harmony's analysis channel): its parser reads every
+    # answer, with tools or without, and no reasoning splitter runs before it.
+    reasons: ClassVar[bool] = False
 
     def __init__(self, tools: Mapping[str, Function]) -> None:
         self.tools = tools
@@ -132,6 +135,11 @@ class ToolParser(ABC):
 
     def known(self, name: str) -> bool:
         return name in self.tools
+
+    @property
+    def reasoning_active(self) -> bool:
+        """Whether text fed now is reasoning (for formats that carry it)."""
+        return False
 
 
 @dataclass(frozen=True, slots=True)
