@@ -19,7 +19,7 @@ model will answer calls in (``tether.chat.tool_parsers``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ class ChatTemplate:
         # no calls itself; otherwise the family's format, as detected (issue 19).
         self.tool_parser = tool_parser or (detect_tool_parser(source) if native else "tether")
         self._call_example: str | None = None
+        # Functionary's template concatenates arguments as text: found on a first failure.
+        self._string_arguments = False
 
     @property
     def native_tools(self) -> bool:
@@ -105,6 +107,29 @@ class ChatTemplate:
         """
         if self._template is None:
             return _render_gemma(plain_messages(messages, tools), add_generation_prompt)
+        try:
+            return self._render_messages(messages, tools, variables, add_generation_prompt)
+        except ChatTemplateError as exc:
+            calls = any(message.tool_calls for message in messages)
+            if self._string_arguments or not calls or not isinstance(exc.__cause__, TypeError):
+                raise
+        # llama.cpp passes arguments as text to a template that fails on objects
+        # (``func_args_not_string`` in common/chat.cpp); so does Tether, from now on.
+        self._string_arguments = True
+        try:
+            return self._render_messages(messages, tools, variables, add_generation_prompt)
+        except ChatTemplateError:
+            self._string_arguments = False
+            raise
+
+    def _render_messages(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Function],
+        variables: Mapping[str, Any] | None,
+        add_generation_prompt: bool,
+    ) -> str:
+        assert self._template is not None
         native = None
         if self._native_tools:
             rendered = self._for_template(messages)
@@ -144,6 +169,11 @@ class ChatTemplate:
 
     def _for_template(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
         rendered = [message.for_template() for message in messages]
+        if self._string_arguments:
+            for message in rendered:
+                for call in message.get("tool_calls", ()):
+                    function = call["function"]
+                    function["arguments"] = json.dumps(function["arguments"], ensure_ascii=False)
         if self.call_ids.nine:
             for message in rendered:
                 for call in message.get("tool_calls", ()):
@@ -227,9 +257,22 @@ def _tojson(
     sort_keys: bool = False,
 ) -> str:
     # Jinja's own tojson HTML-escapes '<', '>', '&' and "'", which templates do not expect.
+    # A filter chain such as ``tools | map(attribute='function')`` is a generator in Jinja (a
+    # list in llama.cpp's renderer, which the templates were written for).
     return json.dumps(
-        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        value,
+        ensure_ascii=ensure_ascii,
+        indent=indent,
+        separators=separators,
+        sort_keys=sort_keys,
+        default=_json_default,
     )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Iterator):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _raise_exception(message: str) -> None:
