@@ -45,10 +45,15 @@ class Message:
 
     def reasoning_fields(self) -> dict[str, str]:
         """An assistant turn's reasoning under the names templates read: Qwen3 and DeepSeek's
-        ``reasoning_content``, and ``reasoning``."""
+        ``reasoning_content``, ``reasoning``, and gpt-oss's ``thinking`` (which its template
+        refuses beside the content of a turn that calls tools: that content is written as
+        the analysis itself)."""
         if self.reasoning is None:
             return {}
-        return {"reasoning_content": self.reasoning, "reasoning": self.reasoning}
+        fields = {"reasoning_content": self.reasoning, "reasoning": self.reasoning}
+        if not (self.tool_calls and self.content):
+            fields["thinking"] = self.reasoning
+        return fields
 
     def for_template(self) -> dict[str, Any]:
         # The SDKs send ``"content": null`` for a turn that only called tools; templates test

@@ -50,6 +50,7 @@ class ReasoningMarkers:
 # Most specific first: ``<thinking>`` contains neither ``<think>`` nor ``</think>``, but the
 # order keeps a template mentioning several on the common pair.
 KNOWN_MARKERS = (
+    ReasoningMarkers("<|channel>thought", "<channel|>", "gemma4"),  # Gemma 4's thought channel
     # DeepSeek R1, Qwen3, QwQ, GLM, Kimi K2 Thinking, MiniMax M2, Phi-4 reasoning
     ReasoningMarkers("<think>", "</think>", "deepseek_r1"),
     ReasoningMarkers("<seed:think>", "</seed:think>", "seed_oss"),
@@ -57,7 +58,7 @@ KNOWN_MARKERS = (
     ReasoningMarkers("<|START_THINKING|>", "<|END_THINKING|>", "command_a"),
     ReasoningMarkers("[THINK]", "[/THINK]", "mistral"),  # Magistral, Ministral reasoning
 )
-_THINK = KNOWN_MARKERS[0]
+_THINK = KNOWN_MARKERS[1]
 # ``--reasoning-parser NAME`` (vLLM's names, and the names above). gpt-oss's reasoning is its
 # harmony analysis channel, which the ``openai`` tool parser reads.
 REASONING_PARSERS: dict[str, ReasoningMarkers] = {

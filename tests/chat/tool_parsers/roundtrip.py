@@ -48,9 +48,10 @@ CALLS = (
 )
 
 
-def template(name: str, **tokens: str) -> ChatTemplate:
+def template(name: str, bos_token: str = "", eos_token: str = "") -> ChatTemplate:
     """The family template ``name`` (a file of tests/chat/templates, without ``.jinja``)."""
-    return ChatTemplate((TEMPLATES / f"{name}.jinja").read_text(), **tokens)
+    source = (TEMPLATES / f"{name}.jinja").read_text()
+    return ChatTemplate(source, bos_token=bos_token, eos_token=eos_token)
 
 
 def model_says(
@@ -64,19 +65,8 @@ def model_says(
 ) -> str:
     """What the model writes for an assistant turn with ``calls``: the render of the turn
     past the generation prompt, cut at the first of the family's end-of-turn texts ``end``."""
-    tools = list(TOOLS.values())
     turn = Message("assistant", content, tool_calls=tuple(calls), reasoning=reasoning)
-    prompt = chat.render([QUESTION], tools, variables)
-    full = chat.render([QUESTION, turn], tools, variables, add_generation_prompt=False)
-    shared = 0
-    while shared < min(len(prompt), len(full)) and prompt[shared] == full[shared]:
-        shared += 1
-    if shared < len(prompt):
-        # The generation prompt opens more than a past turn shows (DeepSeek R1's "<think>\n"):
-        # the model's text starts after the last whole marker or line both share.
-        while shared > 0 and full[shared - 1] not in ">\n]":
-            shared -= 1
-    said = full[shared:]
+    said = chat.said([QUESTION], turn, list(TOOLS.values()), variables)
     cuts = [said.find(marker) for marker in end if marker in said]
     return said[: min(cuts)] if cuts else said
 

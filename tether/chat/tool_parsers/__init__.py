@@ -36,7 +36,9 @@ DETECTION: tuple[tuple[tuple[str, ...], str], ...] = (
     (("<minimax:tool_call>",), "minimax_m2"),
     (("<|tool_calls_section_begin|>",), "kimi_k2"),
     (("<arg_key>",), "glm45"),
-    (("<｜tool▁calls▁begin｜>", "function<｜tool▁sep｜>"), "deepseek_v3"),
+    # V3 and R1 fence the arguments as ```json (R1's templates build "function<｜tool▁sep｜>"
+    # from the call's type, so that text itself is not in them); V3.1 writes bare JSON.
+    (("<｜tool▁calls▁begin｜>", "```json"), "deepseek_v3"),
     (("<｜tool▁calls▁begin｜>",), "deepseek_v31"),
     (("[TOOL_CALLS]",), "mistral"),
     (("<function=", "<parameter="), "qwen3_coder"),

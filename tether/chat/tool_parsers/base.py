@@ -24,6 +24,7 @@ a body.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -266,10 +267,43 @@ class SectionParser(ToolParser):
             events.append(("content", body))
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond a double")
+    return value
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+# Arguments go on the wire as JSON: NaN, Infinity and numbers beyond a double (``1e999``)
+# cannot (issue 22), so markup holding them is no call.
+_STRICT = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+
+
+def decode_json(text: str, position: int = 0) -> tuple[Any, int]:
+    """The JSON value at ``position`` and where it ends; ``ValueError`` for what is not
+    JSON the wire can carry (including nesting beyond the parser's recursion limit)."""
+    try:
+        return _STRICT.raw_decode(text, position)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def loads_json(text: str) -> Any:
+    """``text`` as one JSON value (whitespace around it allowed); ``ValueError`` otherwise."""
+    value, end = decode_json(text, len(text) - len(text.lstrip()))
+    if text[end:].strip():
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def loads_object(text: str) -> dict[str, Any] | None:
     """``text`` as a JSON object, or None."""
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

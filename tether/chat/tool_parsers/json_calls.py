@@ -7,11 +7,17 @@ writes it).
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser, compact
+from tether.chat.tool_parsers.base import (
+    ParsedCall,
+    Section,
+    SectionParser,
+    compact,
+    decode_json,
+    loads_json,
+)
 
 TOOL_CALL = Section("<tool_call>", "</tool_call>")
 BARE_JSON = Section("{", at_start=True)
@@ -20,14 +26,16 @@ PYTHON_TAG = Section("<|python_tag|>")
 
 def json_call(value: Any, tools: Mapping[str, Any]) -> ParsedCall | None:
     """``{"name": …, "arguments"|"parameters": {…}}`` naming a known tool, as a call."""
-    if not isinstance(value, dict) or value.get("name") not in tools:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return None
+    if value["name"] not in tools:
         return None
     if not set(value) <= {"name", "arguments", "parameters"}:
         return None  # a JSON answer that happens to have a "name", not a call
     arguments = value.get("arguments", value.get("parameters", {}))
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
+            arguments = loads_json(arguments)
         except ValueError:
             return None
     if not isinstance(arguments, dict):
@@ -39,7 +47,6 @@ def json_calls(
     text: str, tools: Mapping[str, Any], separators: str = ""
 ) -> list[ParsedCall] | None:
     """One or more JSON calls filling ``text``, apart from whitespace and ``separators``."""
-    decoder = json.JSONDecoder()
     calls: list[ParsedCall] = []
     position, end = 0, len(text)
     while True:
@@ -48,7 +55,7 @@ def json_calls(
         if position == end:
             return calls or None
         try:
-            value, position = decoder.raw_decode(text, position)
+            value, position = decode_json(text, position)
         except ValueError:
             return None
         call = json_call(value, tools)

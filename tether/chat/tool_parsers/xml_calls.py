@@ -23,14 +23,18 @@ whole section back into content, and a client runs the calls only once the turn 
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser, compact
+from tether.chat.tool_parsers.base import (
+    ParsedCall,
+    Section,
+    SectionParser,
+    compact,
+    loads_json,
+)
 
 # Qwen3-Coder's template writes scalars with Jinja's ``| string``, i.e. Python's spelling.
 PYTHON_LITERALS: Mapping[str, Any] = {"True": True, "False": False, "None": None}
@@ -46,18 +50,6 @@ def schema_types(schema: Any) -> set[str]:
     for option in [*schema.get("anyOf", ()), *schema.get("oneOf", ())]:
         types |= schema_types(option)
     return types
-
-
-def _finite(text: str) -> float:
-    """A JSON float that the wire can carry (``1e999`` would be written ``Infinity``)."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def _reject(text: str) -> Any:
-    raise ValueError(text)  # NaN and Infinity are not JSON
 
 
 def fits(value: Any, kind: str) -> bool:
@@ -93,7 +85,7 @@ def typed(text: str, schema: Any) -> Any:
         value = PYTHON_LITERALS[stripped]
     else:
         try:
-            value = json.loads(stripped, parse_float=_finite, parse_constant=_reject)
+            value = loads_json(stripped)
         except ValueError:
             return text
     return value if any(fits(value, kind) for kind in types) else text
