@@ -73,6 +73,8 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_RATE_LIMIT_RPM": "60",
         "TETHER_RATE_LIMIT_TPM": "10000",
         "TETHER_CHAT_TEMPLATE": str(EXAMPLE_TEMPLATE),
+        "TETHER_TOOL_CALL_PARSER": "qwen3_coder",
+        "TETHER_REASONING_PARSER": "qwen3",
         "TETHER_SAMPLING_DEFAULTS": '{"temperature": 0.7, "top_k": 20}',
         "TETHER_STATE_DB": "/tmp/state.db",
         "TETHER_NO_STORE": "true",
@@ -106,6 +108,8 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         rate_limit_rpm=60,
         rate_limit_tpm=10000,
         chat_template=str(EXAMPLE_TEMPLATE),
+        tool_call_parser="qwen3_coder",
+        reasoning_parser="qwen3",
         sampling_defaults={"temperature": 0.7, "top_k": 20},
         state_db="/tmp/state.db",
         no_store=True,
@@ -120,6 +124,12 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         engine_args={"kv_cache_dtype": "fp8"},
         api_keys=("k1", "k2"),
     )
+
+
+@pytest.mark.parametrize("flag", ["--tool-call-parser", "--reasoning-parser"])
+def test_an_unknown_parser_name_is_refused_naming_the_choices(flag: str) -> None:
+    with pytest.raises(ValueError, match=r"must be one of .*(hermes|deepseek_r1)"):
+        serve_config(serve_args(flag, "nonesuch"), {})
 
 
 def test_a_boolean_flag_alone_means_true() -> None:

@@ -227,3 +227,44 @@ def test_the_vllm_engine_reads_the_same_format(tmp_path: Path) -> None:
         ("get_weather", ROME)
     ]
     assert json.loads(arguments) == ROME
+
+
+# Every family's template takes an agent's second turn, whatever the small model then says:
+# the call sent back with content null (as both SDKs send it) and the tool's result.
+AGENT_TEMPLATES = {  # template: the parser it is read with
+    "Qwen-Qwen2.5-7B-Instruct": "hermes",
+    "Qwen-Qwen3-0.6B": "hermes",
+    "Qwen3-Coder": "qwen3_coder",
+    "meta-llama-Llama-3.3-70B-Instruct": "llama3_json",
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B": "deepseek_v3",
+    "deepseek-ai-DeepSeek-V3.1": "deepseek_v31",
+    "openai-gpt-oss-120b": "openai",
+    "Mistral-Small-3.2-24B-Instruct-2506": "mistral",
+    "Kimi-K2-Thinking": "kimi_k2",
+    "GLM-4.6": "glm45",
+    "MiniMax-M2": "minimax_m2",
+    "google-gemma-4-31B-it": "gemma4",
+}
+
+
+@pytest.mark.parametrize(("name", "parser"), AGENT_TEMPLATES.items())
+def test_every_familys_template_takes_an_agents_second_turn(
+    name: str, parser: str, tmp_path: Path
+) -> None:
+    proc, server = start_server(tmp_path, "--chat-template", str(TEMPLATES / f"{name}.jinja"))
+    try:
+        cards = httpx.get(f"{server.v1}/models", timeout=30).json()
+        assert cards[0]["chat_format"]["tool_call_parser"] == parser
+        body = {
+            "model": server.model,
+            "messages": HISTORY[:3],  # the question, the call with content null, its result
+            "tools": [WEATHER],
+            "max_tokens": 4,
+            "temperature": 0,
+        }
+        with openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=60) as o:
+            assert o.chat.completions.create(**body).choices[0].message is not None
+        with Together(base_url=server.url, api_key="unused", max_retries=0, timeout=60) as t:
+            assert t.chat.completions.create(**body).choices[0].message is not None
+    finally:
+        stop_server(proc)

@@ -73,7 +73,9 @@ class GenerationEndpoint(Generic[RequestT]):
         ctx = self.ctx
         timer, request_id, body, model = await accept(ctx, request, self.schema)
         prompt = await self.prepare(body)
-        stream = start_generation(ctx, body, request_id, prompt.ids, prompt.constraint)
+        stream = start_generation(
+            ctx, body, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
+        )
         call = Call(request_id, model, int(time.time()), body, prompt)
         if self.streams(body):
             return event_stream(stream, self.streamer(call), timer, ctx.config.keepalive_s)

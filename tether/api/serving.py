@@ -244,6 +244,7 @@ def sampling_params(
     max_tokens: int,
     structured: StructuredOutput | None,
     defaults: SamplingDefaults,
+    keep_special: tuple[str, ...] = (),
 ) -> SamplingParams:
     """Absent fields take the server's ``defaults``; ``SamplingParams`` validates the rest."""
     fields: dict[str, Any] = {
@@ -268,6 +269,7 @@ def sampling_params(
         structured=structured,
         # Scored only when echoed with logprobs: it costs a logits row per prompt token.
         prompt_logprobs=bool(req.echo) and req.top_logprobs_count is not None and not req.stream,
+        keep_special=keep_special,
     )
 
 
@@ -277,12 +279,16 @@ def start_generation(
     request_id: str,
     prompt_ids: list[int],
     constraint: Constraint | None,
+    keep_special: tuple[str, ...] = (),
 ) -> RequestStream:
-    """Enqueue the request; the engine raises here (400 / 503), before any streaming."""
+    """Enqueue the request; the engine raises here (400 / 503), before any streaming.
+    ``keep_special``: the markers the choice's parser must see (``ToolPlan.markers``)."""
     max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
     spec = constraint.spec if constraint is not None else None
     defaults = ctx.models.sampling_defaults()
-    params = sampling_params(req, max_tokens=max_tokens, structured=spec, defaults=defaults)
+    params = sampling_params(
+        req, max_tokens=max_tokens, structured=spec, defaults=defaults, keep_special=keep_special
+    )
     try:
         return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
     except StructuredOutputError as exc:

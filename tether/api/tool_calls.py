@@ -76,6 +76,12 @@ class ToolPlan:
         structured = StructuredOutput(tool_call=callable_)
         return cls("forced", functions, structured, "tether", call_ids)
 
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """The parser's markers: the engine keeps them in the text when the model's
+        vocabulary has them as special tokens (gpt-oss's, Kimi's, DeepSeek's)."""
+        return parser_class(self.parser).markers if self.parser is not None else ()
+
     def reader(self, reasoning: Reasoning | None) -> ChoiceReader | None:
         """What reads one choice (None: its text is all content)."""
         if self.parser is None:

@@ -67,6 +67,8 @@ class SamplingParams(SamplingDefaults):
     the sampled token's own logprob is always computed. ``structured`` constrains the output
     (JSON schema, regex, choice or tool call; the engine translates it). ``prompt_logprobs``
     asks for each prompt token's logprob given the tokens before it (``echo`` + logprobs).
+    ``keep_special`` are texts (a tool-call format's markers) that the generated text keeps
+    where the model writes them as special tokens, whose text is otherwise dropped.
     The sampling fields themselves (temperature … frequency_penalty) are ``SamplingDefaults``'.
     """
 
@@ -79,6 +81,7 @@ class SamplingParams(SamplingDefaults):
     ignore_eos: bool = False
     structured: StructuredOutput | None = None
     prompt_logprobs: bool = False
+    keep_special: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.max_tokens >= 1, "max_tokens", "must be at least 1")

@@ -74,7 +74,9 @@ class ResponsesService:
         items = convert.input_items(body)
         chat_request = convert.chat_request(body, history, items)
         prompt = await self.chat.prepare(chat_request)
-        stream = start_generation(ctx, chat_request, request_id, prompt.ids, prompt.constraint)
+        stream = start_generation(
+            ctx, chat_request, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
+        )
         job = ResponseJob(
             response_id=wire.new_id("resp"),
             model=model,

@@ -116,7 +116,7 @@ class EngineCore:
         self, request: GenerationRequest, grammar: str | None, index: int, seed: int
     ) -> Sequence:
         params = request.params
-        detok = Detokenizer(self.vocab.piece, params.stop)
+        detok = Detokenizer(self.vocab.pieces_keeping(params.keep_special), params.stop)
         return Sequence(
             request.request_id, index, request.prompt_token_ids, params, grammar, seed, detok
         )

@@ -9,6 +9,7 @@ one cache entry per id, rendered the first time the id is seen: they are asked p
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llama_cpp as llama
@@ -33,6 +34,7 @@ class Vocab:
             t for t in range(self.n_vocab) if llama.llama_vocab_is_eog(self.ptr, t)
         )
         self._tokens: dict[int, _Token] = {}
+        self._kept: dict[tuple[str, ...], frozenset[int]] = {}
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         """Token ids of ``text`` (BOS first if ``add_special``); special-token text is parsed."""
@@ -46,6 +48,22 @@ class Vocab:
 
     def piece(self, token_id: int) -> bytes:
         return self._token(token_id).piece
+
+    def pieces_keeping(self, markers: tuple[str, ...]) -> Callable[[int], bytes]:
+        """``piece``, except that the special tokens spelled by ``markers`` keep their text
+        (a tool-call format's markers, which its parser reads; issue 19)."""
+        kept = self._kept.get(markers)
+        if kept is None:
+            kept = self._kept[markers] = frozenset(
+                ids[0]
+                for ids in (self.tokenize(marker, add_special=False) for marker in markers)
+                if len(ids) == 1 and self.special(ids[0]) and ids[0] not in self.eog_ids
+            )
+        if not kept:
+            return self.piece
+        return lambda token_id: (
+            self.text(token_id).encode() if token_id in kept else self.piece(token_id)
+        )
 
     def text(self, token_id: int) -> str:
         return self._token(token_id).text

@@ -59,6 +59,7 @@ class VllmEngine:
         self.options = options
         self._llm: Any = None
         self._tokenizer: Any = None
+        self._special_texts: frozenset[str] = frozenset()
         self._special: frozenset[int] = frozenset()
         self._vocab_size = 0
         self._chat_template: str | None = None
@@ -81,6 +82,7 @@ class VllmEngine:
         tokenizer = self._llm.get_tokenizer()
         self._tokenizer = tokenizer
         self._special = frozenset(getattr(tokenizer, "all_special_ids", ()))
+        self._special_texts = frozenset(getattr(tokenizer, "all_special_tokens", ()))
         self._vocab_size = len(tokenizer)
         template = getattr(tokenizer, "chat_template", None)
         if isinstance(template, dict):
@@ -204,6 +206,10 @@ class VllmEngine:
 
         params = request.params
         kwargs = dict(sampling_kwargs(params, seed, self._vocab_size))
+        if self._special_texts.intersection(params.keep_special):
+            # vLLM keeps every special token's text or none: a format whose markers are
+            # special tokens (gpt-oss, Kimi, DeepSeek) needs them; its parser consumes them.
+            kwargs["skip_special_tokens"] = False
         if params.structured is not None:
             kwargs["structured_outputs"] = StructuredOutputsParams(
                 **structured_outputs(params.structured)

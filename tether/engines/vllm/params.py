@@ -76,6 +76,6 @@ def sampling_kwargs(params: SamplingParams, seed: int, vocab_size: int) -> Mappi
         "logprobs": params.logprobs or 0,
         "prompt_logprobs": 0 if params.prompt_logprobs else None,
         "logit_bias": dict(params.logit_bias) or None,
-        "skip_special_tokens": True,
+        "skip_special_tokens": True,  # but see VllmEngine._vllm_params
     }
     return kwargs
