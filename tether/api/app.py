@@ -18,22 +18,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tether import __version__
-from tether.api import requests, responses
 from tether.api.auth import ApiKeyAuth
-from tether.api.chat import ChatService
-from tether.api.completions import CompletionService
+from tether.api.endpoints.chat import ChatService
+from tether.api.endpoints.completions import CompletionService
+from tether.api.endpoints.inference import InferenceService
+from tether.api.endpoints.responses.endpoint import ResponsesService
+from tether.api.endpoints.responses.wire import ResponsesRequest
 from tether.api.errors import crash_response, install_error_handlers
-from tether.api.inference import InferenceService
 from tether.api.metrics import CONTENT_TYPE, Metrics
 from tether.api.middleware import RequestIdMiddleware
 from tether.api.models import ModelCatalog
 from tether.api.openapi import openapi_document, request_body
+from tether.api.pipeline.context import ChatRenderer, EngineChatTemplate, ServingContext
 from tether.api.playground import ASSETS_PATH, assets, playground_router
 from tether.api.rate_limit import RateLimiter
-from tether.api.responses_api.endpoint import ResponsesService
-from tether.api.responses_api.wire import ResponsesRequest
-from tether.api.serving import ChatRenderer, EngineChatTemplate, ServingContext
 from tether.api.shutdown import DrainGuard, Shutdown
+from tether.api.wire import model_cards, requests
 from tether.config import ServerConfig
 from tether.engine.base import Engine
 from tether.state.store import ResponseStore
@@ -100,7 +100,7 @@ def _ops_router(
     async def health() -> Response:
         # 503 while loading and while draining: a load balancer stops sending traffic.
         ok = engine.ready and not shutdown.draining
-        body = responses.health(engine.ready, shutdown.draining)
+        body = model_cards.health(engine.ready, shutdown.draining)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def scrape(request: Request) -> Response:

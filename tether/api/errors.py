@@ -29,8 +29,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api import responses
 from tether.api.middleware import request_id
+from tether.api.wire import objects
 from tether.engine.errors import (
     ContextLengthExceededError,
     EngineError,
@@ -58,8 +58,8 @@ class APIError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def detail(self) -> responses.ErrorDetail:
-        return responses.error_detail(self.message, self.type, self.param, self.code)
+    def detail(self) -> objects.ErrorDetail:
+        return objects.error_detail(self.message, self.type, self.param, self.code)
 
 
 class InvalidRequest(APIError):
@@ -184,12 +184,12 @@ def as_api_error(exc: Exception) -> APIError:
 
 
 def error_response(exc: APIError, req_id: str) -> JSONResponse:
-    body = responses.error_body(req_id, exc.detail())
+    body = objects.error_body(req_id, exc.detail())
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def stream_error_payload(exc: Exception) -> dict[str, Any]:
-    return responses.stream_error(as_api_error(exc).detail())
+    return objects.stream_error(as_api_error(exc).detail())
 
 
 async def _handle_api_error(request: Request, exc: Exception) -> Response:

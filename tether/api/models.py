@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tether.api import responses
 from tether.api.errors import ModelNotAvailable, RoutingError
+from tether.api.wire import model_cards
 from tether.chat.reasoning import ReasoningMarkers
 from tether.config import ServerConfig
 from tether.engine.base import Engine
@@ -81,33 +81,35 @@ class ModelCatalog:
         return defaults
 
     def cards(self) -> list[dict[str, Any]]:
-        card = responses.model_card(self.model_id, self._created, self._engine.context_length)
-        card = responses.with_sampling_defaults(card, self.sampling_defaults().as_dict())
+        card = model_cards.model_card(self.model_id, self._created, self._engine.context_length)
+        card = model_cards.with_sampling_defaults(card, self.sampling_defaults().as_dict())
         if self._engine.ready:  # the model's own template is known once it has loaded
             markers = self._chat.reasoning_markers
             reasoning = markers.name if markers is not None else None
-            card = responses.with_chat_format(card, self._chat.tool_parser, reasoning)
+            card = model_cards.with_chat_format(card, self._chat.tool_parser, reasoning)
         return [card]
 
     async def list_models(self, request: Request) -> JSONResponse:
         cards = self.cards()
         if request.headers.get("user-agent", "").startswith(_OPENAI_USER_AGENT):
-            return JSONResponse(responses.model_list(cards))
+            return JSONResponse(model_cards.model_list(cards))
         return JSONResponse(cards)
 
     async def list_project_models(self, project_id: str) -> JSONResponse:
-        model = responses.project_model(self.model_id, project_id, self._engine.context_length)
-        return JSONResponse(responses.cursor_page([model]))
+        model = model_cards.project_model(self.model_id, project_id, self._engine.context_length)
+        return JSONResponse(model_cards.cursor_page([model]))
 
     async def project_model(self, project_id: str, model_id: str) -> JSONResponse:
         self._known(model_id)
         return JSONResponse(
-            responses.project_model(self.model_id, project_id, self._engine.context_length)
+            model_cards.project_model(self.model_id, project_id, self._engine.context_length)
         )
 
     async def supported_models(self) -> JSONResponse:
-        model = responses.supported_model(self.model_id, self._created, self._engine.context_length)
-        return JSONResponse(responses.cursor_page([model]))
+        model = model_cards.supported_model(
+            self.model_id, self._created, self._engine.context_length
+        )
+        return JSONResponse(model_cards.cursor_page([model]))
 
     def _known(self, model_id: str) -> None:
         if model_id != self.model_id and model_id not in self._aliases:

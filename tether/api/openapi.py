@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from tether.api import requests
-from tether.api.responses_api.wire import ResponsesRequest
+from tether.api.endpoints.responses.wire import ResponsesRequest
+from tether.api.wire import requests
 
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     requests.ChatCompletionRequest,

@@ -1,6 +1,6 @@
 """Chat messages and tools as the chat layer takes them: typed, already validated.
 
-The API's wire schemas (``tether.api.requests``) check a request's messages and convert them
+The API's wire schemas (``tether.api.wire.requests``) check a request's messages and convert them
 here; the chat layer trusts them. ``for_template`` writes each one in the shape chat
 templates are written for (HF transformers' convention: tool-call arguments as objects).
 """

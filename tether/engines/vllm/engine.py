@@ -1,8 +1,8 @@
 """``VllmEngine``: the ``Engine`` seam over vLLM's ``AsyncLLM``.
 
 vLLM schedules, samples, detokenizes (with stop strings and UTF-8 hold-back), caches
-prefixes and constrains output; each request here is one ``AsyncLLM.generate`` with
-``RequestOutputKind.DELTA``, and its outputs are mapped onto ``StepOutput`` token by token.
+prefixes and constrains output; the engine loads the model, checks and translates each
+request, and hands it to a ``VllmStream`` (``stream``), which runs it and maps its outputs.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from tether.engine.config import EngineConfig
@@ -22,17 +20,11 @@ from tether.engine.errors import (
     InvalidRequestError,
     QueueFullError,
 )
-from tether.engine.request import (
-    EngineStats,
-    FinishReason,
-    GenerationRequest,
-    StepOutput,
-    TokenInfo,
-    TopLogprob,
-)
+from tether.engine.request import EngineStats, GenerationRequest
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.vllm.config import VllmOptions
 from tether.engines.vllm.params import new_seed, sampling_kwargs, structured_outputs
+from tether.engines.vllm.stream import VllmStream
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +161,11 @@ class VllmEngine:
     def token_text(self, token_id: int) -> str:
         return str(self._require_tokenizer().decode([token_id]))
 
+    def _require_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise EngineDeadError("the vLLM engine is not loaded")
+        return self._tokenizer
+
     @property
     def chat_template(self) -> str | None:
         return self._chat_template
@@ -236,192 +233,21 @@ class VllmEngine:
         if request_id in self._streams and self._llm is not None:
             await self._llm.abort(request_id)
 
-    # -- for streams -------------------------------------------------------------------------
+    # -- for streams (``StreamOwner``) -------------------------------------------------------
 
-    def _require_tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            raise EngineDeadError("the vLLM engine is not loaded")
-        return self._tokenizer
+    @property
+    def llm(self) -> Any:
+        return self._llm
 
-    def _forget(self, request_id: str) -> None:
+    @property
+    def special_ids(self) -> frozenset[int]:
+        return self._special
+
+    def forget(self, request_id: str) -> None:
         self._streams.pop(request_id, None)
-
-
-class VllmStream:
-    """One request's outputs. Closing it before the end aborts the request in vLLM."""
-
-    def __init__(
-        self, engine: VllmEngine, request: GenerationRequest, params: Any, seed: int
-    ) -> None:
-        self._engine = engine
-        self._request = request
-        self._params = params
-        # Greedy with n > 1: vLLM computes one choice, which every index receives.
-        self._copies = request.params.n if params.n == 1 else 1
-        self._seed = seed
-        self._gen: AsyncGenerator[Any, None] | None = None
-        self._ready: deque[StepOutput] = deque()
-        self._unfinished = request.params.n
-        self._counts = [0] * request.params.n
-        self._error: EngineError | None = None
-        self._closed = False
-        self._prompt_logprobs_sent = False
-        self.started = False
-
-    def fail(self, error: EngineError) -> None:
-        self._error = error
-
-    def __aiter__(self) -> VllmStream:
-        return self
-
-    async def __anext__(self) -> StepOutput:
-        while not self._ready:
-            if self._error is not None:
-                self._finish()
-                raise self._error
-            if self._unfinished == 0 or self._closed:
-                self._finish()
-                raise StopAsyncIteration
-            await self._pull()
-        return self._ready.popleft()
-
-    async def _pull(self) -> None:
-        if self._gen is None:
-            self._gen = self._start()
-        try:
-            output = await self._gen.__anext__()
-        except StopAsyncIteration:
-            self._unfinished = 0
-            return
-        except EngineError:
-            raise
-        except Exception as exc:  # vLLM's engine died (EngineDeadError and friends)
-            log.error("vLLM failed on request %s: %s", self._request.request_id, exc)
-            self._error = EngineDeadError(f"the vLLM engine failed: {exc}")
-            return
-        self._convert(output)
-
-    def _start(self) -> AsyncGenerator[Any, None]:
-        from vllm.inputs import TokensPrompt
-
-        prompt = TokensPrompt(prompt_token_ids=self._request.prompt_token_ids)
-        llm = self._engine._llm
-        if llm is None:
-            raise EngineDeadError("the vLLM engine is not running")
-        self.started = True
-        gen: AsyncGenerator[Any, None] = llm.generate(
-            prompt, self._params, self._request.request_id
-        )
-        return gen
-
-    def _convert(self, output: Any) -> None:
-        prompt_tokens = len(self._request.prompt_token_ids)
-        cached = int(getattr(output, "num_cached_tokens", 0) or 0)
-        prompt_logprobs = None
-        if self._request.params.prompt_logprobs and not self._prompt_logprobs_sent:
-            prompt_logprobs = self._prompt_logprobs(output)
-            self._prompt_logprobs_sent = True
-        for completion in output.outputs:
-            tokens = self._tokens(completion)
-            finish = _finish_reason(completion.finish_reason)
-            if finish is None and not tokens and not completion.text:
-                continue
-            if completion.finish_reason == "abort" and self._error is None:
-                # Aborted by us (the consumer left) or by vLLM: nothing more will come.
-                self._error = EngineDeadError("the request was aborted")
-                return
-            first = completion.index * self._copies
-            for index in range(first, first + self._copies):
-                self._counts[index] += len(tokens)
-                if finish is not None:
-                    self._unfinished -= 1
-                self._ready.append(
-                    StepOutput(
-                        request_id=self._request.request_id,
-                        index=index,
-                        tokens=tokens,
-                        text=completion.text,
-                        finish_reason=finish,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=self._counts[index],
-                        cached_tokens=cached,
-                        seed=self._seed,
-                        prompt_logprobs=prompt_logprobs,
-                    )
-                )
-                prompt_logprobs = None
-
-    def _tokens(self, completion: Any) -> list[TokenInfo]:
-        engine = self._engine
-        want = self._request.params.logprobs
-        ids = list(completion.token_ids)
-        per_token = completion.logprobs or [None] * len(ids)
-        tokens = []
-        for token_id, entries in zip(ids, per_token, strict=False):
-            chosen = entries.get(token_id) if entries else None
-            text = chosen.decoded_token if chosen is not None and chosen.decoded_token else None
-            tokens.append(
-                TokenInfo(
-                    id=token_id,
-                    text=text if text is not None else engine.token_text(token_id),
-                    logprob=float(chosen.logprob) if chosen is not None else 0.0,
-                    special=token_id in engine._special,
-                    top_logprobs=_alternatives(entries, want) if want is not None else None,
-                )
-            )
-        return tokens
-
-    def _prompt_logprobs(self, output: Any) -> list[float | None] | None:
-        rows = getattr(output, "prompt_logprobs", None)
-        if rows is None:
-            return None
-        ids = self._request.prompt_token_ids
-        scores: list[float | None] = []
-        for position, row in enumerate(rows):
-            entry = row.get(ids[position]) if row else None
-            scores.append(None if entry is None else float(entry.logprob))
-        return scores
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        unfinished = self._unfinished > 0
-        if self._gen is not None:
-            await self._gen.aclose()  # vLLM aborts a request whose generator is closed
-        if unfinished and self._gen is not None:
-            await self._engine.abort(self._request.request_id)
-        self._finish()
-
-    def _finish(self) -> None:
-        self._engine._forget(self._request.request_id)
-
-    async def __aenter__(self) -> VllmStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 def _structured_outputs_config(fields: dict[str, Any]) -> Any:
     from vllm.config import StructuredOutputsConfig
 
     return StructuredOutputsConfig(**fields)
-
-
-def _finish_reason(reason: str | None) -> FinishReason | None:
-    if reason is None or reason == "abort":
-        return None
-    return FinishReason.LENGTH if reason == "length" else FinishReason.STOP
-
-
-def _alternatives(entries: Any, k: int) -> tuple[TopLogprob, ...]:
-    """The ``k`` most likely tokens at a position, from vLLM's ``{id: Logprob}``."""
-    if not entries or k <= 0:
-        return ()
-    ranked = sorted(entries.items(), key=lambda item: item[1].rank or 0)
-    return tuple(
-        TopLogprob(token_id, entry.decoded_token or "", float(entry.logprob))
-        for token_id, entry in ranked
-        if entry.rank is not None and entry.rank <= k
-    )[:k]

@@ -19,21 +19,15 @@ from typing import Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api import requests, responses
-from tether.api.responses import LogprobStyle
-from tether.api.serving import (
-    ChoiceResult,
-    Constraint,
-    ServingContext,
-    UsageTally,
-    accept,
-    cancel_on_disconnect,
-    collect,
-    echo_prompt,
-    start_generation,
-)
-from tether.api.streaming import ChoiceStreamer, event_stream
-from tether.api.tool_calls import ToolPlan
+from tether.api.endpoints.tools import ToolPlan
+from tether.api.pipeline.admission import accept
+from tether.api.pipeline.context import ServingContext
+from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
+from tether.api.pipeline.prompt import Constraint
+from tether.api.pipeline.results import ChoiceResult, UsageTally, collect, echo_prompt
+from tether.api.pipeline.streaming import ChoiceStreamer, event_stream
+from tether.api.wire import answers, chunks, requests
+from tether.api.wire.objects import LogprobStyle
 from tether.chat.reasoning import Reasoning
 
 RequestT = TypeVar("RequestT", bound=requests.SamplingRequest)
@@ -113,8 +107,8 @@ class EnvelopeEndpoint(GenerationEndpoint[RequestT]):
     def logprob_style(self, body: RequestT) -> LogprobStyle:
         return body.logprob_style
 
-    def chunk_builder(self, call: Call[RequestT]) -> responses.ChunkBuilder:
-        return responses.ChunkBuilder(
+    def chunk_builder(self, call: Call[RequestT]) -> chunks.ChunkBuilder:
+        return chunks.ChunkBuilder(
             call.request_id,
             call.model,
             call.created,
@@ -127,7 +121,7 @@ class EnvelopeEndpoint(GenerationEndpoint[RequestT]):
     ) -> dict[str, Any]:
         prompt = call.prompt
         choices = self.choices(call, results, tally)  # before usage: it may count into tally
-        return responses.completion_response(
+        return answers.completion_response(
             request_id=call.request_id,
             model=call.model,
             created=call.created,

@@ -5,18 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tether.api import requests, responses
-from tether.api.endpoint import Call, EnvelopeEndpoint, Prompt
+from tether.api.endpoints.tools import ToolPlan, wire_tool_calls
 from tether.api.errors import InvalidRequest
-from tether.api.serving import (
-    ChoiceResult,
-    Constraint,
-    UsageTally,
-    render_chat_prompt,
-    response_format_constraint,
-)
-from tether.api.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
-from tether.api.tool_calls import ToolPlan, wire_tool_calls
+from tether.api.pipeline.endpoint import Call, EnvelopeEndpoint, Prompt
+from tether.api.pipeline.prompt import Constraint, render_chat_prompt, response_format_constraint
+from tether.api.pipeline.results import ChoiceResult, UsageTally
+from tether.api.pipeline.streaming import ChoiceStreamer, Chunk, EnvelopeStreamer
+from tether.api.wire import answers, objects, requests
+from tether.api.wire.chunks import ChunkBuilder, tool_call_arguments, tool_call_start
 from tether.chat.reasoning import Reasoning
 from tether.chat.tool_parsers.base import CallArguments, CallStart, Event, ReadChoice
 from tether.engine.request import FinishReason, StepOutput, TokenInfo
@@ -31,7 +27,7 @@ class ChatStreamer(EnvelopeStreamer):
 
     def __init__(
         self,
-        builder: responses.ChunkBuilder,
+        builder: ChunkBuilder,
         n: int,
         include_usage: bool,
         plan: ToolPlan,
@@ -71,10 +67,10 @@ class ChatStreamer(EnvelopeStreamer):
                     chunks.append(self.builder.text(index, "", self._pending[index]))
                     self._pending[index] = []
                 call_id = event.id or self._call_ids.new()
-                delta = responses.tool_call_start(event.index, call_id, event.name)
+                delta = tool_call_start(event.index, call_id, event.name)
                 chunks.append(self.builder.tool_calls(index, [delta]))
             elif isinstance(event, CallArguments):
-                delta = responses.tool_call_arguments(event.index, event.delta)
+                delta = tool_call_arguments(event.index, event.delta)
                 chunks.append(self.builder.tool_calls(index, [delta]))
             else:
                 part, text = event
@@ -141,7 +137,7 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
                 tally.add_reasoning(reader.reasoning_tokens)
             choice = self.choice(call, result, read)
             if reader.reasoning_tokens is not None:
-                choice = responses.add_reasoning(choice, read.reasoning)
+                choice = answers.add_reasoning(choice, read.reasoning)
             choices.append(choice)
         return choices
 
@@ -155,16 +151,16 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         (with tools or a reasoning model)."""
         tokens = result.logprob_tokens
         style = call.body.logprob_style
-        lp: responses.Logprobs | dict[str, Any] | None = None
+        lp: objects.Logprobs | dict[str, Any] | None = None
         if style == "together":
-            lp = responses.logprobs_object(tokens)
+            lp = objects.logprobs_object(tokens)
         elif style == "openai":
-            lp = responses.openai_logprobs_object(tokens)
+            lp = objects.openai_logprobs_object(tokens)
         if read is not None and read.calls:
             tool_calls = wire_tool_calls(read.calls, call.prompt.tools.call_ids)
-            return responses.chat_choice(
+            return answers.chat_choice(
                 result.index, read.content or None, tool_calls, "tool_calls", result.seed, lp
             )
         text = result.text if read is None else read.content
         reason = result.finish_reason.value
-        return responses.chat_choice(result.index, text, [], reason, result.seed, lp)
+        return answers.chat_choice(result.index, text, [], reason, result.seed, lp)

@@ -1,5 +1,5 @@
-"""Request wire schemas: pydantic models of the bodies clients send; with
-``tether.api.responses``, the only modules that know the JSON field names of Together's API.
+"""Request wire schemas: pydantic models of the bodies clients send; with the other modules
+of ``tether.api.wire``, the only ones that know the JSON field names of Together's API.
 
 Requests ignore unknown fields (the SDKs send ``user``, ``parallel_tool_calls``, ...;
 wire-contract.md "Requests"). Each model converts itself into the engine-neutral or chat
@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from tether.api.responses import LogprobStyle
+from tether.api.wire.objects import LogprobStyle
 from tether.chat import messages as chat
 from tether.chat.template import RESERVED_VARIABLES
 from tether.engine.errors import InvalidRequestError

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
-from tether.api import responses
 from tether.api.errors import stream_error_payload
 from tether.api.metrics import RequestTimer
-from tether.api.responses import ChunkBuilder
-from tether.api.serving import UsageTally
+from tether.api.pipeline.results import UsageTally
 from tether.api.sse import EventStreamResponse
+from tether.api.wire import objects
+from tether.api.wire.chunks import ChunkBuilder
 from tether.engine.base import RequestStream
 from tether.engine.request import StepOutput, TokenInfo
 
@@ -47,7 +47,7 @@ class ChoiceStreamer:
             return [self.usage_chunk(self._tally.wire())]
         return []
 
-    def finish_usage(self, out: StepOutput) -> responses.Usage | None:
+    def finish_usage(self, out: StepOutput) -> objects.Usage | None:
         """Count a finished choice; the usage to put on its finishing chunk, if any."""
         self._tally.add_finished(out.prompt_tokens, out.completion_tokens, out.cached_tokens)
         if self._include_usage or not self._tally.complete:
@@ -58,15 +58,15 @@ class ChoiceStreamer:
         """A chunk of ``text``, released by ``tokens`` (possibly none: held-back text)."""
         raise NotImplementedError
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: objects.Usage | None) -> Chunk:
         raise NotImplementedError
 
-    def usage_chunk(self, usage: responses.Usage) -> Chunk:
+    def usage_chunk(self, usage: objects.Usage) -> Chunk:
         raise NotImplementedError
 
 
 class EnvelopeStreamer(ChoiceStreamer):
-    """Chat and completions chunks (the shared envelope of ``responses.ChunkBuilder``)."""
+    """Chat and completions chunks (the shared envelope of ``chunks.ChunkBuilder``)."""
 
     def __init__(self, builder: ChunkBuilder, n: int, include_usage: bool) -> None:
         super().__init__(n, include_usage)
@@ -75,10 +75,10 @@ class EnvelopeStreamer(ChoiceStreamer):
     def text_chunk(self, index: int, text: str, tokens: Sequence[TokenInfo]) -> Chunk:
         return self.builder.text(index, text, tokens)
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: objects.Usage | None) -> Chunk:
         return self.builder.finish(out.index, reason, out.seed, usage)
 
-    def usage_chunk(self, usage: responses.Usage) -> Chunk:
+    def usage_chunk(self, usage: objects.Usage) -> Chunk:
         return self.builder.usage_only(usage)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.api import requests, responses
-from tether.api.endpoint import Call, EnvelopeEndpoint, Prompt
-from tether.api.responses import LogprobStyle
-from tether.api.serving import ChoiceResult, response_format_constraint, tokenize_prompt
-from tether.api.streaming import ChoiceStreamer, EnvelopeStreamer
+from tether.api.pipeline.endpoint import Call, EnvelopeEndpoint, Prompt
+from tether.api.pipeline.prompt import response_format_constraint, tokenize_prompt
+from tether.api.pipeline.results import ChoiceResult
+from tether.api.pipeline.streaming import ChoiceStreamer, EnvelopeStreamer
+from tether.api.wire import answers, objects, requests
+from tether.api.wire.objects import LogprobStyle
 
 
 class CompletionService(EnvelopeEndpoint[requests.CompletionRequest]):
@@ -39,7 +40,7 @@ class CompletionService(EnvelopeEndpoint[requests.CompletionRequest]):
     ) -> dict[str, Any]:
         logprobs = None
         if self.logprob_style(call.body) != "none":
-            logprobs = responses.logprobs_object(result.logprob_tokens)
-        return responses.completion_choice(
+            logprobs = objects.logprobs_object(result.logprob_tokens)
+        return answers.completion_choice(
             result.index, result.text, result.finish_reason.value, result.seed, logprobs
         )

@@ -19,16 +19,19 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tether.api.chat import ChatService
+from tether.api.endpoints.chat import ChatService
+from tether.api.endpoints.responses import convert, wire
+from tether.api.endpoints.responses.job import ResponseJob
+from tether.api.endpoints.responses.output import OutputBuilder
 from tether.api.errors import (
     InvalidRequest,
     NotFound,
     StorageFailed,
     as_api_error,
 )
-from tether.api.responses_api import convert, wire
-from tether.api.responses_api.job import OutputBuilder, ResponseJob
-from tether.api.serving import ServingContext, accept, cancel_on_disconnect, start_generation
+from tether.api.pipeline.admission import accept
+from tether.api.pipeline.context import ServingContext
+from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
 from tether.api.sse import EventStreamResponse
 from tether.state.store import ResponseStore, StoreError
 

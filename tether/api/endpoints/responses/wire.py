@@ -1,5 +1,5 @@
 """The Responses API's wire shapes: request bodies (pydantic), and the response object, its
-output items and its stream events (plain dicts). With ``tether.api.requests`` and
+output items and its stream events (plain dicts). With ``tether.api.wire.requests`` and
 ``tether.api.responses``, the only modules that know JSON field names.
 
 Shapes follow OpenAI's spec as the ``openai`` SDKs read them (``openai.types.responses``).
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tether.api.requests import ModelRequest
+from tether.api.wire.requests import ModelRequest
 
 ID_BYTES = 12
 

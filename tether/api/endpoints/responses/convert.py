@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.api import requests
-from tether.api.errors import InvalidRequest
-from tether.api.responses_api.wire import (
+from tether.api.endpoints.responses.wire import (
     FunctionCallItem,
     FunctionCallOutputItem,
     InputItem,
@@ -17,6 +15,8 @@ from tether.api.responses_api.wire import (
     ResponsesRequest,
     parse_input_item,
 )
+from tether.api.errors import InvalidRequest
+from tether.api.wire import requests
 
 
 def input_items(req: ResponsesRequest) -> list[InputItem]:

@@ -10,24 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tether.api import requests, responses
-from tether.api.endpoint import Call, GenerationEndpoint, Prompt
-from tether.api.serving import (
-    ChoiceResult,
-    UsageTally,
-    response_format_constraint,
-    tokenize_prompt,
-)
-from tether.api.streaming import ChoiceStreamer, Chunk, last_token
+from tether.api.pipeline.endpoint import Call, GenerationEndpoint, Prompt
+from tether.api.pipeline.prompt import response_format_constraint, tokenize_prompt
+from tether.api.pipeline.results import ChoiceResult, UsageTally
+from tether.api.pipeline.streaming import ChoiceStreamer, Chunk, last_token
+from tether.api.wire import answers, chunks, objects, requests
 from tether.engine.request import StepOutput, TokenInfo
 
 
 class InferenceStreamer(ChoiceStreamer):
     """Legacy chunks; each choice's finishing chunk carries its whole ``generated_text``."""
 
-    def __init__(
-        self, builder: responses.InferenceChunkBuilder, n: int, include_usage: bool
-    ) -> None:
+    def __init__(self, builder: chunks.InferenceChunkBuilder, n: int, include_usage: bool) -> None:
         super().__init__(n, include_usage)
         self._builder = builder
         self._texts: list[list[str]] = [[] for _ in range(n)]
@@ -36,11 +30,11 @@ class InferenceStreamer(ChoiceStreamer):
         self._texts[index].append(text)
         return self._builder.text(index, text, last_token(tokens))
 
-    def finish_chunk(self, out: StepOutput, reason: str, usage: responses.Usage | None) -> Chunk:
+    def finish_chunk(self, out: StepOutput, reason: str, usage: objects.Usage | None) -> Chunk:
         generated = ("".join(self._texts[out.index]), out.completion_tokens)
         return self._builder.finish(out.index, reason, out.seed, generated, usage)
 
-    def usage_chunk(self, usage: responses.Usage) -> Chunk:
+    def usage_chunk(self, usage: objects.Usage) -> Chunk:
         return self._builder.usage_only(usage)
 
 
@@ -59,7 +53,7 @@ class InferenceService(GenerationEndpoint[requests.InferenceRequest]):
         return False  # the legacy body carries no logprobs
 
     def streamer(self, call: Call[requests.InferenceRequest]) -> ChoiceStreamer:
-        builder = responses.InferenceChunkBuilder(call.request_id)
+        builder = chunks.InferenceChunkBuilder(call.request_id)
         return InferenceStreamer(builder, call.body.choices_n, call.body.include_usage)
 
     def response(
@@ -69,10 +63,10 @@ class InferenceService(GenerationEndpoint[requests.InferenceRequest]):
         tally: UsageTally,
     ) -> dict[str, Any]:
         choices = [
-            responses.inference_choice(result.index, result.text, result.finish_reason.value)
+            answers.inference_choice(result.index, result.text, result.finish_reason.value)
             for result in results
         ]
-        return responses.inference_response(
+        return answers.inference_response(
             request_id=call.request_id,
             model=call.model,
             created=call.created,

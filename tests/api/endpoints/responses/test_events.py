@@ -1,19 +1,14 @@
-"""``EventLog`` (numbering, live followers, events that left memory) and ``OutputBuilder``
-(output items and their events from scripted engine outputs)."""
+"""``EventLog``: numbered events, live readers, and events read back from the store."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
 
-from tether.api.requests import Tool
-from tether.api.responses_api import job as job_module
-from tether.api.responses_api.job import EventLog, OutputBuilder
-from tether.api.tool_calls import ToolPlan
-from tether.chat.reasoning import Reasoning, ReasoningMarkers
+from tether.api.endpoints.responses import events as events_module
+from tether.api.endpoints.responses.events import EventLog
 from tether.engine.request import FinishReason, StepOutput, TokenInfo
 
 
@@ -47,7 +42,7 @@ async def test_events_are_numbered_and_followed_live_from_any_point() -> None:
 async def test_events_that_left_memory_come_from_the_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    monkeypatch.setattr(events_module, "MAX_EVENTS_IN_MEMORY", 4)
     log = EventLog()
     stored = [log.append({"type": "e"}) for _ in range(10)]
     log.close()
@@ -60,64 +55,12 @@ async def test_events_that_left_memory_come_from_the_store(
     assert await collect(log, after=7, older=older) == [8, 9]
 
 
-def kinds(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"].removeprefix("response.") for e in events]
-
-
-def test_a_message_is_opened_written_and_closed() -> None:
-    builder = OutputBuilder(ToolPlan.none(), None)
-    events = builder.feed(output("Hel")) + builder.feed(output("lo", FinishReason.STOP))
-    events += builder.finish()
-    assert kinds(events) == [
-        "output_item.added",
-        "content_part.added",
-        "output_text.delta",
-        "output_text.delta",
-        "output_text.done",
-        "content_part.done",
-        "output_item.done",
-    ]
-    [item] = builder.items
-    assert item["status"] == "completed" and item["content"][0]["text"] == "Hello"
-    assert events[0]["item"]["content"] == [] and events[0]["item"]["status"] == "in_progress"
-    assert events[-1]["item"]["content"][0]["text"] == "Hello"
-
-
-def test_reasoning_then_a_message_are_two_items() -> None:
-    reasoning = Reasoning(ReasoningMarkers("<think>", "</think>"), opened=True)
-    builder = OutputBuilder(ToolPlan.none(), reasoning)
-    events = builder.feed(output("Hm.</thi")) + builder.feed(output("nk>Yes"))
-    events += builder.finish()
-    assert [item["type"] for item in builder.items] == ["reasoning", "message"]
-    assert builder.items[0]["content"][0]["text"] == "Hm."
-    assert builder.items[1]["content"][0]["text"] == "Yes"
-    assert "reasoning_text.delta" in kinds(events) and "output_text.delta" in kinds(events)
-    # Counted per output: the one that carried the end marker counts whole.
-    assert builder.reasoning_tokens == len("Hm.</thi") + len("nk>Yes")
-
-
-def test_a_tool_call_becomes_a_function_call_item() -> None:
-    tool = Tool.model_validate({"type": "function", "function": {"name": "f", "parameters": {}}})
-    builder = OutputBuilder(ToolPlan.from_request([tool], "auto"), None)
-    text = '<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>'
-    events = builder.feed(output(text)) + builder.finish()
-    [item] = builder.items
-    assert item["type"] == "function_call" and item["name"] == "f"
-    assert json.loads(item["arguments"]) == {"x": 1} and item["call_id"].startswith("call_")
-    assert kinds(events) == [
-        "output_item.added",
-        "function_call_arguments.delta",
-        "function_call_arguments.done",
-        "output_item.done",
-    ]
-
-
 async def test_a_slow_reader_behind_memory_gets_every_event_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Events leave memory only once saved; a reader fed from the store while the job runs
     on (and memory moves past what it read) still gets every event, once, in order."""
-    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    monkeypatch.setattr(events_module, "MAX_EVENTS_IN_MEMORY", 4)
     log = EventLog()
     saved: list[dict[str, Any]] = []
 
@@ -145,7 +88,7 @@ async def test_a_slow_reader_behind_memory_gets_every_event_once(
 
 
 def test_unsaved_events_never_leave_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(job_module, "MAX_EVENTS_IN_MEMORY", 4)
+    monkeypatch.setattr(events_module, "MAX_EVENTS_IN_MEMORY", 4)
     log = EventLog()
     for _ in range(10):
         log.append({"type": "e"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tether.api import requests, responses
+from tether.api.wire import objects, requests
 from tether.chat.call_ids import CallIds
 from tether.chat.messages import Function
 from tether.chat.output import ChoiceReader
@@ -100,6 +100,6 @@ class ToolFormat(Protocol):
     def call_ids(self) -> CallIds: ...
 
 
-def wire_tool_calls(calls: list[ParsedCall], ids: CallIds) -> list[responses.ToolCallObject]:
+def wire_tool_calls(calls: list[ParsedCall], ids: CallIds) -> list[objects.ToolCallObject]:
     """Non-streaming ``message.tool_calls``; a call keeps the id the model gave it."""
-    return [responses.tool_call(call.id or ids.new(), call.name, call.arguments) for call in calls]
+    return [objects.tool_call(call.id or ids.new(), call.name, call.arguments) for call in calls]
