@@ -40,6 +40,29 @@ class ThinkingPrefix:
 
 
 @dataclass(frozen=True, slots=True)
+class CallShape:
+    """One way the model writes a call in its family's format: ``begin`` (the markup and the
+    function's name), the arguments as JSON matching ``parameters``, then ``end``."""
+
+    begin: str
+    parameters: Mapping[str, Any]
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class LazyCalls:
+    """Free text until the model opens a call (one of ``triggers``, each the start of a
+    shape's ``begin``; with ``at_start``, only as the first thing it writes), then one or more
+    calls, each in one of ``shapes``, with only whitespace between them (issue 19: with
+    ``tool_choice: "auto"``, arguments that always parse). llama.cpp's lazy grammars and
+    vLLM's structural tags both express this."""
+
+    triggers: tuple[str, ...]
+    shapes: tuple[CallShape, ...]
+    at_start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StructuredOutput:
     """Exactly one form:
 
@@ -47,7 +70,9 @@ class StructuredOutput:
     - ``regex``: text matching the regular expression (Python's syntax, whole match);
     - ``choice``: exactly one of the strings;
     - ``tool_call``: exactly ``{"name": <one of the functions>, "arguments": {...}}`` with
-      the arguments matching that function's schema.
+      the arguments matching that function's schema;
+    - ``lazy_calls``: free text, until the model opens a call in its own format, which then
+      must be whole calls of the given shapes (``LazyCalls``).
 
     With ``thinking``, the form constrains only the answer after a reasoning model's
     reasoning, as vLLM does: the reasoning itself stays free.
@@ -57,16 +82,20 @@ class StructuredOutput:
     regex: str | None = None
     choice: tuple[str, ...] | None = None
     tool_call: tuple[ToolFunction, ...] | None = None
+    lazy_calls: LazyCalls | None = None
     thinking: ThinkingPrefix | None = None
 
     def __post_init__(self) -> None:
-        forms = (self.json_schema, self.regex, self.choice, self.tool_call)
+        forms = (self.json_schema, self.regex, self.choice, self.tool_call, self.lazy_calls)
         if sum(form is not None for form in forms) != 1:
             raise ValueError("a StructuredOutput has exactly one of its forms")
         if self.tool_call is not None and not self.tool_call:
             raise ValueError("tool_call needs at least one function")
         if self.choice is not None and not self.choice:
             raise ValueError("choice needs at least one string")
+        lazy = self.lazy_calls
+        if lazy is not None and not (lazy.shapes and lazy.triggers):
+            raise ValueError("lazy_calls needs a shape and a trigger")
 
     @classmethod
     def json_object(cls) -> StructuredOutput:
@@ -80,6 +109,13 @@ class StructuredOutput:
                 "regex": self.regex,
                 "choice": self.choice,
                 "tool_call": [[f.name, f.parameters] for f in self.tool_call or ()],
+                "lazy_calls": None
+                if self.lazy_calls is None
+                else [
+                    self.lazy_calls.triggers,
+                    self.lazy_calls.at_start,
+                    [[s.begin, s.parameters, s.end] for s in self.lazy_calls.shapes],
+                ],
                 "thinking": None
                 if self.thinking is None
                 else [self.thinking.start, self.thinking.end],

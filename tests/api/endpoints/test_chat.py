@@ -380,7 +380,21 @@ async def test_auto_tool_call_non_streaming(engine: FakeEngine, client: httpx.As
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
     parameters = WEATHER_TOOL["function"]["parameters"]
     assert engine.templates[0][1] == [Function("get_weather", "Weather in a city", parameters)]
-    assert engine.requests[0].params.structured is None  # auto: the model may answer in text
+    # auto: the model may answer in text, but a call it opens must be whole (issue 19).
+    spec = engine.requests[0].params.structured
+    assert spec is not None and spec.lazy_calls is not None
+    assert spec.lazy_calls.triggers == ("<tool_call>",)
+    [shape] = spec.lazy_calls.shapes
+    assert shape.begin == '<tool_call>{"name": "get_weather", "arguments": '
+    assert (shape.parameters, shape.end) == (parameters, "}</tool_call>")
+
+
+async def test_auto_tools_with_a_response_format_keep_the_response_format(
+    engine: FakeEngine, client: httpx.AsyncClient
+) -> None:
+    fmt = {"type": "json_object"}
+    await client.post(CHAT, json=chat_body(tools=[WEATHER_TOOL], response_format=fmt))
+    assert engine.requests[0].params.structured == StructuredOutput.json_object()
 
 
 async def test_auto_tools_plain_answer_stays_text(client: httpx.AsyncClient) -> None:

@@ -82,13 +82,16 @@ class ChatStreamer(EnvelopeStreamer):
 
 
 def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constraint | None:
-    if plan.structured is not None and fmt is not None and fmt.type != "text":
+    """A forced call's grammar; else the ``response_format``; else, with tools, the calls the
+    model may open in its own format (free text until it does)."""
+    if plan.mode == "forced" and fmt is not None and fmt.type != "text":
         raise InvalidRequest(
             "response_format: cannot be combined with a forced tool_choice", "response_format"
         )
-    if plan.structured is not None:
+    answer = None if plan.mode == "forced" else response_format_constraint(fmt)
+    if answer is None and plan.structured is not None:
         return Constraint(plan.structured, "tools")
-    return response_format_constraint(fmt)
+    return answer
 
 
 def _after_reasoning(constraint: Constraint, reasoning: Reasoning) -> Constraint:
@@ -107,7 +110,8 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
         prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
-        if constraint is not None and prompt.reasoning is not None:
+        lazy = constraint is not None and constraint.spec.lazy_calls is not None
+        if constraint is not None and prompt.reasoning is not None and not lazy:
             constraint = _after_reasoning(constraint, prompt.reasoning)
         return Prompt(prompt.text, prompt.ids, constraint, plan, prompt.reasoning)
 

@@ -20,7 +20,7 @@ from tether.chat.reasoning import Reasoning
 from tether.chat.tool_parsers import make_parser, parser_class
 from tether.chat.tool_parsers.base import ParsedCall
 from tether.engine.errors import InvalidRequestError
-from tether.engine.structured import StructuredOutput, ToolFunction
+from tether.engine.structured import CallShape, LazyCalls, StructuredOutput, ToolFunction
 
 ToolMode = Literal["none", "auto", "forced"]
 
@@ -32,7 +32,8 @@ class ToolPlan:
 
     mode: ToolMode
     functions: tuple[Function, ...]  # for the chat template
-    structured: StructuredOutput | None  # set when a call is forced
+    # A forced call's grammar, or (auto) the calls the model may open in its own format.
+    structured: StructuredOutput | None
     parser: str | None  # the registry name of the parser reading each choice, if any
     call_ids: CallIds
 
@@ -61,7 +62,7 @@ class ToolPlan:
             return cls.none(always, call_ids)
         functions = tuple(tool.to_chat() for tool in tools)
         if choice is None or choice == "auto":
-            return cls("auto", functions, None, family, call_ids)
+            return cls("auto", functions, _opened_calls(family, functions), family, call_ids)
         forced = None if choice == "required" else choice.function.name
         callable_ = tuple(
             ToolFunction(function.name, function.parameters)
@@ -88,6 +89,17 @@ class ToolPlan:
             return ChoiceReader(reasoning, None) if reasoning is not None else None
         tools = {function.name: function for function in self.functions}
         return ChoiceReader(reasoning, make_parser(self.parser, tools))
+
+
+def _opened_calls(family: str, functions: tuple[Function, ...]) -> StructuredOutput | None:
+    """With ``tool_choice: "auto"``, once the model opens a call in its format, the rest of
+    the call must be its arguments for that tool's schema, so they always parse (issue 19);
+    until then it writes freely. Formats whose calls are not JSON are not constrained."""
+    found = parser_class(family).call_format(functions)
+    if found is None:
+        return None
+    shapes = tuple(CallShape(begin, schema, end) for begin, schema, end in found.shapes)
+    return StructuredOutput(lazy_calls=LazyCalls(found.triggers, shapes, found.at_start))
 
 
 class ToolFormat(Protocol):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -61,6 +61,17 @@ class ParsedCall:
     name: str
     arguments: str  # compact JSON text of an object, as OpenAI's wire carries it
     id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFormat:
+    """How a family opens and writes a call, for constraining calls the model opens on its
+    own: ``triggers`` open a call (``at_start``: only as the first text of the answer); each
+    shape is ``(begin, the function's parameters schema, end)`` around the arguments' JSON."""
+
+    triggers: tuple[str, ...]
+    shapes: tuple[tuple[str, Mapping[str, Any], str], ...]
+    at_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,12 @@ class ToolParser(ABC):
     @abstractmethod
     def finish(self) -> list[Event]:
         """The answer ended: everything still held, as calls or content."""
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat | None:
+        """The format's calls as text around JSON arguments, when it writes them that way
+        (the JSON families); None: calls are not constrained."""
+        return None
 
     def read(self, text: str) -> ReadChoice:
         """A whole answer."""

@@ -7,10 +7,13 @@ writes it).
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from tether.chat.messages import Function
 from tether.chat.tool_parsers.base import (
+    CallFormat,
     ParsedCall,
     Section,
     SectionParser,
@@ -70,6 +73,16 @@ class HermesParser(SectionParser):
     name = "hermes"
     sections: ClassVar[tuple[Section, ...]] = (TOOL_CALL,)
     markers = ("<tool_call>", "</tool_call>")
+    # How the family writes a call (Qwen's and Hermes's templates render it so).
+    layout: ClassVar[tuple[str, str, str]] = (
+        '<tool_call>\n{"name": ',
+        ', "arguments": ',
+        "}\n</tool_call>",
+    )
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        return _call_format(cls.layout, tools, ("<tool_call>",))
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         return json_calls(body, self.tools)
@@ -81,6 +94,8 @@ class TetherParser(HermesParser):
 
     name = "tether"
     sections = (TOOL_CALL, BARE_JSON)
+    # As the plain form writes earlier calls (``tether.chat.tool_calls``).
+    layout = ('<tool_call>{"name": ', ', "arguments": ', "}</tool_call>")
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         if section is BARE_JSON:
@@ -96,6 +111,11 @@ class Llama3JsonParser(SectionParser):
     name = "llama3_json"
     sections = (BARE_JSON, PYTHON_TAG)
     markers = ("<|python_tag|>",)
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        layout = ('{"name": ', ', "parameters": ', "}")
+        return _call_format(layout, tools, ("{",), at_start=True)
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         if section is BARE_JSON:
@@ -122,3 +142,22 @@ class Llama3JsonParser(SectionParser):
         except ValueError:
             return None
         return [ParsedCall(node.func.value.id, compact(arguments))]
+
+
+def _call_format(
+    layout: tuple[str, str, str],
+    tools: Sequence[Function],
+    triggers: tuple[str, ...],
+    at_start: bool = False,
+) -> CallFormat:
+    """Each tool's call as ``open name middle <arguments> close`` (``layout``)."""
+    opening, middle, close = layout
+    shapes = tuple(
+        (
+            f"{opening}{json.dumps(tool.name, ensure_ascii=False)}{middle}",
+            dict(tool.parameters or {"type": "object"}),
+            close,
+        )
+        for tool in tools
+    )
+    return CallFormat(triggers, shapes, at_start)

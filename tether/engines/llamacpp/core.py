@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from tether.engine.errors import ContextLengthExceededError, EngineError, InvalidRequestError
+from tether.engine.errors import (
+    ContextLengthExceededError,
+    EngineError,
+    InvalidRequestError,
+    StructuredOutputError,
+)
 from tether.engine.request import (
     FinishReason,
     GenerationRequest,
@@ -89,6 +95,9 @@ class EngineCore:
         """
         params = request.params
         grammar = self._grammar(params.structured) if params.structured is not None else None
+        if grammar is None and params.structured is not None:
+            params = replace(params, structured=None)  # lazy calls it could not express
+            request = replace(request, params=params)
         seed = params.seed if params.seed is not None else random.getrandbits(32)
         seqs = [
             self._new_sequence(request, grammar, i, (seed + i) & 0xFFFFFFFF)
@@ -97,7 +106,7 @@ class EngineCore:
         seqs[0].forks = seqs[1:]
         return seqs
 
-    def _grammar(self, spec: StructuredOutput) -> str:
+    def _grammar(self, spec: StructuredOutput) -> str | None:
         """The spec's GBNF, parsed once by llama.cpp (and freed) so that a grammar it rejects
         is a 400 before anything is queued. Compiled grammars are remembered: clients send
         the same few again and again."""
@@ -105,8 +114,16 @@ class EngineCore:
         known = self._grammars.get(key)
         if known is not None:
             return known
-        text = gbnf.grammar(spec)
-        check_grammar(text, self.vocab.ptr)
+        try:
+            text = gbnf.grammar(spec)
+            check_grammar(text, self.vocab.ptr)
+        except StructuredOutputError:
+            if spec.lazy_calls is None:
+                raise
+            # Constraining calls the model opens on its own is a bonus of tool_choice auto:
+            # tools whose schemas a grammar cannot express still work, unconstrained.
+            log.warning("tool schemas not expressible as a grammar; calls are not constrained")
+            return None
         if len(self._grammars) >= _GRAMMAR_CACHE:
             self._grammars.pop(next(iter(self._grammars)))
         self._grammars[key] = text

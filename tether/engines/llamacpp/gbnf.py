@@ -27,7 +27,13 @@ from typing import Any
 from llama_cpp import llama_grammar
 
 from tether.engine.errors import StructuredOutputError
-from tether.engine.structured import ANY_OBJECT, StructuredOutput, ThinkingPrefix, ToolFunction
+from tether.engine.structured import (
+    ANY_OBJECT,
+    LazyCalls,
+    StructuredOutput,
+    ThinkingPrefix,
+    ToolFunction,
+)
 from tether.engines.llamacpp.regex_to_gbnf import RegexToGbnf, gbnf_literal
 
 # llama.cpp's current string-character rule: the bundled port still allows raw control
@@ -112,6 +118,8 @@ def _answer_grammar(spec: StructuredOutput) -> str:
         return regex_grammar(spec.regex)
     if spec.choice is not None:
         return "root ::= " + " | ".join(gbnf_literal(text) for text in spec.choice) + "\n"
+    if spec.lazy_calls is not None:
+        return lazy_calls_grammar(spec.lazy_calls)
     assert spec.tool_call is not None  # StructuredOutput has exactly one form
     return tool_call_grammar(spec.tool_call)
 
@@ -230,6 +238,42 @@ def tool_call_grammar(functions: Sequence[ToolFunction]) -> str:
         return calls[0] if len(calls) == 1 else {"anyOf": calls}
 
     return _convert(parameters, call_schema)
+
+
+def lazy_calls_grammar(spec: LazyCalls) -> str:
+    """From the trigger on (llama.cpp feeds a lazy grammar the text from its trigger):
+    one or more calls, each ``begin``, arguments matching its schema, ``end``, with only
+    whitespace between them."""
+    converter = _SchemaConverter()
+    try:
+        rules = []
+        for index, shape in enumerate(spec.shapes):
+            schema = copy.deepcopy(dict(shape.parameters) or dict(ANY_OBJECT))
+            resolved = converter.resolve_refs(schema, f"schema{index}")
+            rules.append(converter.visit(resolved, f"tether-args-{index}"))
+        body = str(converter.format_grammar())
+    except (AssertionError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise StructuredOutputError(f"unsupported JSON schema: {exc}") from exc
+    calls = " | ".join(
+        " ".join(
+            [gbnf_literal(shape.begin), rule, *([gbnf_literal(shape.end)] if shape.end else [])]
+        )
+        for shape, rule in zip(spec.shapes, rules, strict=True)
+    )
+    return f"root ::= tether-call ( [ \\t\\n]* tether-call )*\ntether-call ::= {calls}\n{body}\n"
+
+
+def trigger_patterns(spec: LazyCalls) -> list[str]:
+    """llama.cpp's trigger regexes (ECMAScript) for ``spec``: the grammar starts at the first
+    capture group, which is the trigger."""
+    alternatives = "|".join(_ecma_escape(trigger) for trigger in spec.triggers)
+    if spec.at_start:
+        return [f"^\\s*({alternatives})[\\s\\S]*$"]
+    return [f"({alternatives})"]
+
+
+def _ecma_escape(text: str) -> str:
+    return "".join(f"\\{char}" if char in "\\^$.|?*+()[]{}/" else char for char in text)
 
 
 def _call_schema(name: str, parameters: dict[str, Any]) -> dict[str, Any]:

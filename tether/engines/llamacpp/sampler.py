@@ -28,6 +28,8 @@ import numpy.typing as npt
 
 from tether.engine.errors import StructuredOutputError
 from tether.engine.sampling_params import SamplingParams
+from tether.engine.structured import LazyCalls
+from tether.engines.llamacpp import gbnf
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 # Outside this range a float32 sum of exps has lost precision (or overflowed).
@@ -128,7 +130,8 @@ class Sampler:
         _count(1)
         try:
             if grammar:
-                self._grammar = self._new_grammar(grammar, vocab)
+                lazy = params.structured.lazy_calls if params.structured is not None else None
+                self._grammar = self._new_grammar(grammar, vocab, lazy)
             self._add_bias(params, n_vocab, eog_ids)
             self._add_penalties(params, n_vocab)
             self._add_selection(params, seed)
@@ -192,10 +195,22 @@ class Sampler:
         self._add(llama.llama_sampler_init_dist(seed))
 
     @staticmethod
-    def _new_grammar(grammar: str, vocab: llama.llama_vocab_p) -> llama.llama_sampler_p:
-        sampler: llama.llama_sampler_p = llama.llama_sampler_init_grammar(
-            vocab, grammar.encode(), b"root"
-        )
+    def _new_grammar(
+        grammar: str, vocab: llama.llama_vocab_p, lazy: LazyCalls | None = None
+    ) -> llama.llama_sampler_p:
+        """The grammar's sampler; with ``lazy``, one that lets everything through until the
+        model writes a trigger, then constrains from the trigger on (llama.cpp's lazy
+        grammar, as its server does for tool calls)."""
+        if lazy is None:
+            sampler: llama.llama_sampler_p = llama.llama_sampler_init_grammar(
+                vocab, grammar.encode(), b"root"
+            )
+        else:
+            patterns = [pattern.encode() for pattern in gbnf.trigger_patterns(lazy)]
+            array = (ctypes.c_char_p * len(patterns))(*patterns)
+            sampler = llama.llama_sampler_init_grammar_lazy_patterns(
+                vocab, grammar.encode(), b"root", array, len(patterns), None, 0
+            )
         if not sampler:
             raise StructuredOutputError("llama.cpp could not parse the grammar built for it")
         _count(1)

@@ -207,10 +207,9 @@ class VllmEngine:
             # vLLM keeps every special token's text or none: a format whose markers are
             # special tokens (gpt-oss, Kimi, DeepSeek) needs them; its parser consumes them.
             kwargs["skip_special_tokens"] = False
-        if params.structured is not None:
-            kwargs["structured_outputs"] = StructuredOutputsParams(
-                **structured_outputs(params.structured)
-            )
+        constraint = structured_outputs(params.structured) if params.structured else None
+        if constraint is not None:
+            kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
         try:
             return VllmSamplingParams(output_kind=RequestOutputKind.DELTA, **kwargs)
         except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError

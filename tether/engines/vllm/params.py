@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from typing import Any
 
 from tether.engine.errors import InvalidRequestError, StructuredOutputError
 from tether.engine.sampling_params import SamplingParams
-from tether.engine.structured import ANY_OBJECT, StructuredOutput
+from tether.engine.structured import ANY_OBJECT, LazyCalls, StructuredOutput
 
 
 def new_seed() -> int:
@@ -16,10 +17,13 @@ def new_seed() -> int:
     return random.getrandbits(31)
 
 
-def structured_outputs(spec: StructuredOutput) -> dict[str, Any]:
+def structured_outputs(spec: StructuredOutput) -> dict[str, Any] | None:
     """The ``StructuredOutputsParams`` fields for ``spec`` (vLLM's structured-output
-    backend compiles them). A forced tool call is the JSON schema of the call object that
-    ``tether.chat.tool_calls`` parses: ``{"name": <a function>, "arguments": {...}}``."""
+    backend compiles them); None: nothing to constrain. A forced tool call is the JSON schema
+    of the call object that Tether's own parser reads: ``{"name": <a function>, "arguments":
+    {...}}``. Calls the model opens itself are a structural tag (free text until a trigger,
+    then a call's shape); vLLM's triggers match anywhere, so a format whose call must start
+    the answer (Llama 3's bare JSON) stays unconstrained there."""
     if spec.thinking is not None:
         raise StructuredOutputError(
             "constraining a reasoning model's answer after its reasoning is not supported on "
@@ -31,6 +35,8 @@ def structured_outputs(spec: StructuredOutput) -> dict[str, Any]:
         return {"regex": spec.regex}
     if spec.choice is not None:
         return {"choice": list(spec.choice)}
+    if spec.lazy_calls is not None:
+        return _structural_tag(spec.lazy_calls)
     assert spec.tool_call is not None
     calls = [
         {
@@ -45,6 +51,21 @@ def structured_outputs(spec: StructuredOutput) -> dict[str, Any]:
         for function in spec.tool_call
     ]
     return {"json": calls[0] if len(calls) == 1 else {"anyOf": calls}}
+
+
+def _structural_tag(calls: LazyCalls) -> dict[str, Any] | None:
+    if calls.at_start:
+        return None
+    structures = [
+        {
+            "begin": shape.begin,
+            "schema": dict(shape.parameters) or dict(ANY_OBJECT),
+            "end": shape.end,
+        }
+        for shape in calls.shapes
+    ]
+    tag = {"type": "structural_tag", "structures": structures, "triggers": list(calls.triggers)}
+    return {"structural_tag": json.dumps(tag)}
 
 
 def sampling_kwargs(params: SamplingParams, seed: int, vocab_size: int) -> Mapping[str, Any]:
@@ -72,7 +93,8 @@ def sampling_kwargs(params: SamplingParams, seed: int, vocab_size: int) -> Mappi
         "stop": list(params.stop) or None,
         # A complete constraint ends the choice (as on llama.cpp): with ignore_eos, vLLM would
         # go on past the grammar's end unconstrained.
-        "ignore_eos": params.ignore_eos and params.structured is None,
+        "ignore_eos": params.ignore_eos
+        and (params.structured is None or params.structured.lazy_calls is not None),
         "logprobs": params.logprobs or 0,
         "prompt_logprobs": 0 if params.prompt_logprobs else None,
         "logit_bias": dict(params.logit_bias) or None,

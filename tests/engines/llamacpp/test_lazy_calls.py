@@ -1,0 +1,62 @@
+"""Calls the model opens itself are constrained from their opening on (issue 19): free text
+until the trigger, then arguments that match the tool's schema, with the real model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.engines.llamacpp.helpers import generate
+from tether.engine.structured import CallShape, LazyCalls, StructuredOutput
+from tether.engines.llamacpp import gbnf
+from tether.engines.llamacpp.async_engine import AsyncEngine
+
+pytestmark = pytest.mark.model
+
+INTEGER_X = {
+    "type": "object",
+    "properties": {"x": {"type": "integer"}},
+    "required": ["x"],
+    "additionalProperties": False,
+}
+SHAPE = CallShape('<tool_call>{"name": "f", "arguments": ', INTEGER_X, "}</tool_call>")
+LAZY = StructuredOutput(lazy_calls=LazyCalls(("<tool_call>",), (SHAPE,)))
+# Greedy decoding copies the history's call, whose argument breaks the schema.
+CALL = '<tool_call>{"name": "f", "arguments": {"x": "one"}}</tool_call>'
+PROMPT = f"Call f.\nA: {CALL}\nCall f.\nA: {CALL}\nCall f.\nA:"
+
+
+def test_the_grammar_starts_at_the_trigger_and_allows_several_calls() -> None:
+    text = gbnf.lazy_calls_grammar(LAZY.lazy_calls)  # type: ignore[arg-type]
+    assert text.startswith("root ::= tether-call ( [ \\t\\n]* tether-call )*\n")
+    assert '"<tool_call>{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
+    assert gbnf.trigger_patterns(LazyCalls(("[TOOL_CALLS]",), (SHAPE,))) == [
+        "(\\[TOOL_CALLS\\])"
+    ]
+    assert gbnf.trigger_patterns(LazyCalls(("{",), (SHAPE,), at_start=True)) == [
+        "^\\s*(\\{)[\\s\\S]*$"
+    ]
+
+
+async def test_a_call_the_model_opens_gets_arguments_that_match_the_schema(
+    model_engine: AsyncEngine,
+) -> None:
+    free = await generate(model_engine, PROMPT, max_tokens=24, temperature=0)
+    lazy = await generate(model_engine, PROMPT, max_tokens=64, temperature=0, structured=LAZY)
+
+    assert '"x": "one"' in free[0].text  # unconstrained, the copy breaks the schema
+    before, _, call = lazy[0].text.partition("<tool_call>")
+    assert free[0].text.startswith(before)  # free text until the call opens
+    body = call.split("</tool_call>")[0]
+    arguments = json.loads(body)["arguments"]
+    assert isinstance(arguments["x"], int)
+
+
+async def test_a_model_that_writes_no_call_is_not_constrained(
+    model_engine: AsyncEngine,
+) -> None:
+    prompt = "The capital of France is"
+    free = await generate(model_engine, prompt, max_tokens=8, temperature=0)
+    lazy = await generate(model_engine, prompt, max_tokens=8, temperature=0, structured=LAZY)
+    assert lazy[0].text == free[0].text
