@@ -31,9 +31,7 @@ def test_the_grammar_starts_at_the_trigger_and_allows_several_calls() -> None:
     text = gbnf.lazy_calls_grammar(LAZY.lazy_calls)  # type: ignore[arg-type]
     assert text.startswith("root ::= tether-call ( [ \\t\\n]* tether-call )*\n")
     assert '"<tool_call>{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
-    assert gbnf.trigger_patterns(LazyCalls(("[TOOL_CALLS]",), (SHAPE,))) == [
-        "(\\[TOOL_CALLS\\])"
-    ]
+    assert gbnf.trigger_patterns(LazyCalls(("[TOOL_CALLS]",), (SHAPE,))) == ["(\\[TOOL_CALLS\\])"]
     assert gbnf.trigger_patterns(LazyCalls(("{",), (SHAPE,), at_start=True)) == [
         "^\\s*(\\{)[\\s\\S]*$"
     ]
