@@ -6,14 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tether.client.health import NotHealthy, wait_healthy
 from tether.config import DEFAULT_MODEL_ID
 from tether.engine.config import EngineConfig
 from tether.engines.llamacpp.async_engine import AsyncEngine
@@ -99,7 +98,10 @@ def start_server(
         proc = subprocess.Popen(command, env=environ, stdout=log, stderr=log)
     timeout = SERVE_STARTUP_TIMEOUT_S if engine == "llamacpp" else VLLM_STARTUP_TIMEOUT_S
     try:
-        _wait_healthy(proc, server, timeout)
+        wait_healthy(proc, server.url, timeout)
+    except NotHealthy as exc:
+        stop_server(proc)
+        pytest.fail(f"tether serve {exc}:\n{server.log_tail()}")
     except BaseException:
         stop_server(proc)
         raise
@@ -160,20 +162,6 @@ def _serve(tmp: Path, *extra: str) -> Iterator[RunningServer]:
         yield server
     finally:
         stop_server(proc)
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], server: RunningServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"tether serve exited with {proc.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"tether serve not healthy in {timeout} s:\n{server.log_tail()}")
 
 
 @pytest.fixture(scope="session")

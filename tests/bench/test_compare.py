@@ -10,10 +10,16 @@ from typing import Any
 import httpx
 import pytest
 from rich.console import Console
+from rich.progress import Progress
 
 from tests.conftest import RunningServer
-from tether.bench import compare, llama_server
-from tether.bench.compare import LLAMA, TETHER
+from tether.bench import llama_server
+from tether.bench.compare.output import print_summary, write
+from tether.bench.compare.overhead import decode_timing
+from tether.bench.compare.rounds import ServerRun
+from tether.bench.compare.servers import free_port, running, tether_argv
+from tether.bench.compare.settings import LLAMA, TETHER, CompareSettings
+from tether.bench.compare.summary import summarize
 from tether.client.api import ClientError
 
 
@@ -54,7 +60,7 @@ def test_the_summary_is_the_median_of_interleaved_rounds() -> None:
         run(LLAMA, 2, 2.0), run(TETHER, 2, 2.0),
         run(LLAMA, 3, 1.0), run(TETHER, 3, 2.0),
     ]  # fmt: skip
-    summary = compare.summarize(runs)
+    summary = summarize(runs)
     tps = summary["metrics"]["closed_16_tps"]
     assert tps["ratios"] == [1.2, 1.0, 2.0]
     assert tps["ratio"] == 1.2
@@ -82,15 +88,15 @@ def test_the_summary_prints_and_charts(tmp_path: Path) -> None:
         },
         "machine": {"cpu": "test cpu"},
         "runs": runs,
-        "summary": compare.summarize(runs),
+        "summary": summarize(runs),
     }
     console = Console(record=True, width=200)
-    compare.print_summary(doc, console)
+    print_summary(doc, console)
     text = console.export_text()
     assert "closed loop, 16 streams: output tokens/s" in text
     assert "open loop at 1.5 req/s: inter-token latency p99, ms" in text
     assert "server overhead 0.21 ms" in text
-    paths = compare.write(doc, tmp_path)
+    paths = write(doc, tmp_path)
     assert [p.name for p in paths] == ["compare.json", "compare.png", "compare.md"]
     assert paths[1].read_bytes().startswith(b"\x89PNG")
     table = paths[2].read_text()
@@ -107,7 +113,7 @@ def test_llama_server_is_configured_as_tether_is() -> None:
     assert (flags["--threads"], flags["--parallel"], flags["--ctx-size"]) == ("2", "64", "262144")
     assert flags["--batch-size"] == flags["--ubatch-size"] == "512"
     assert "--no-repack" in argv  # as Tether loads: use_extra_bufts = False
-    tether = compare.tether_argv(compare.CompareSettings(threads=2), "m.gguf", 9001)
+    tether = tether_argv(CompareSettings(threads=2), "m.gguf", 9001)
     assert tether[tether.index("--max-seqs") + 1] == "64"
     assert tether[tether.index("--ctx-size") + 1] == "4096"
 
@@ -116,21 +122,40 @@ def test_a_server_that_dies_at_startup_is_reported_with_its_log(tmp_path: Path) 
     argv = [sys.executable, "-c", "print('no such model'); raise SystemExit(3)"]
     with (
         pytest.raises(ClientError, match="exited with 3:\nno such model"),
-        compare.running("llama-server", argv, compare._free_port(), tmp_path / "log"),
+        running("llama-server", argv, free_port(), tmp_path / "log"),
     ):
         pass
 
 
 @pytest.mark.e2e
 def test_tether_counts_its_decode_steps(tether_server: RunningServer) -> None:
-    before = compare.decode_timing(tether_server.url)
+    before = decode_timing(tether_server.url)
     body = {"model": tether_server.model, "prompt": "Once upon a", "max_tokens": 8, "ignore_eos": 1}
     assert httpx.post(f"{tether_server.v1}/completions", json=body, timeout=60).status_code == 200
-    after = compare.decode_timing(tether_server.url)
+    after = decode_timing(tether_server.url)
     steps = after["steps"] - before["steps"]
     assert steps >= 7  # the first token comes from the prompt's step, the others each decode
     step_s = after["step_s"] - before["step_s"]
     kernel_s = after["kernel_s"] - before["kernel_s"]
     assert 0 < kernel_s < step_s
-    numbers = compare.overhead(before, after, itl_mean_ms=1000 * step_s / steps + 0.5)
-    assert numbers["overhead_ms"] == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.e2e
+def test_the_overhead_at_one_stream_splits_what_a_client_sees(
+    tether_server: RunningServer,
+) -> None:
+    # The 1-stream level as bench compare runs it: 8 streamed requests, the counters around.
+    settings = CompareSettings(prompt_tokens=16, max_tokens=16, concurrency=(1,))
+    with Progress(disable=True) as bar:
+        run = ServerRun(settings, TETHER, tether_server.url, bar)
+        result = run.closed(1, time_decode=True)
+    o = run.overhead
+    assert o is not None and result["completed"] == 8
+    assert o["decode_steps"] >= 8 * 15  # every output token but each request's first
+    assert o["itl_mean_ms"] == pytest.approx(result["itl_ms"]["mean"], abs=1e-3)
+    # The client's gap between tokens holds one engine step, which holds one llama_decode:
+    # the overhead is what the server adds around the step, never less than nothing (a 5%
+    # allowance for the two clocks' jitter), and the step is most of the gap.
+    assert 0 < o["kernel_mean_ms"] <= o["step_mean_ms"]
+    assert o["overhead_ms"] >= -0.05 * o["itl_mean_ms"]
+    assert o["step_mean_ms"] > 0.5 * o["itl_mean_ms"]

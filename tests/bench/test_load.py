@@ -16,7 +16,8 @@ import httpx
 import pytest
 from rich.progress import Progress
 
-from tether.bench.load import WORDS, BenchSettings, arrival_times, prompt, sweep
+from tether.bench.load import BenchSettings, arrival_times, sweep
+from tether.bench.prompts import WORDS, prompt
 from tether.bench.report import document
 from tether.client.api import ServerError
 
@@ -26,6 +27,7 @@ class ScriptedServer:
         self.fail_every = fail_every
         self.delay_s = delay_s
         self.streamed: list[dict[str, Any]] = []
+        self.probes: list[dict[str, Any]] = []
         self.headers: list[httpx.Headers] = []
 
     def transport(self) -> httpx.MockTransport:
@@ -37,6 +39,7 @@ class ScriptedServer:
             return httpx.Response(200, json={"object": "list", "data": [{"id": "scripted"}]})
         body = json.loads(request.content)
         if not body.get("stream"):
+            self.probes.append(body)
             tokens = math.ceil(len(body["prompt"].split()) * 4 / 3)
             return httpx.Response(
                 200, json={"choices": [{"text": "x"}], "usage": {"prompt_tokens": tokens}}
@@ -184,3 +187,23 @@ def test_sweeps_can_continue_the_prompt_numbering() -> None:
         asyncio.run(sweep(settings, progress, server.transport(), first["next_prompt"]))
     assert first["next_prompt"] == 4
     assert len({body["prompt"] for body in server.streamed}) == 6
+
+
+def test_a_sweep_given_an_earlier_calibration_probes_no_more() -> None:
+    # bench compare sizes the prompt once per server and round, not before every load.
+    server = ScriptedServer()
+    settings = BenchSettings(
+        url="http://scripted:1/v1", concurrency=(1,), requests=1, prompt_tokens=50, max_tokens=1
+    )
+    with Progress(disable=True) as progress:
+        first = asyncio.run(sweep(settings, progress, server.transport()))
+        probes = len(server.probes)
+        second = asyncio.run(
+            sweep(settings, progress, server.transport(), first["next_prompt"], first["prompt"])
+        )
+        longer = BenchSettings(**{**settings.__dict__, "prompt_tokens": 80})
+        asyncio.run(sweep(longer, progress, server.transport(), 9, first["prompt"]))
+    assert probes == 2  # 38 words (51 tokens), then 37 (50)
+    assert second["prompt"] == first["prompt"]
+    assert [len(body["prompt"].split()) for body in server.streamed[:2]] == [37, 37]
+    assert len(server.probes) > probes  # a calibration for another length is not reused

@@ -15,13 +15,58 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tether.engine.base import Engine
-from tether.engine.request import StepOutput
+from tether.engine.request import EngineStats, StepOutput
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABELS = ("model_name",)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 20, 40, 80, 160, 640)
 _ITL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10)
 _LONG_BUCKETS = (0.1, 0.3, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120, 240, 480, 960, 1920, 7680)
+
+
+# The gauges and counters read from ``engine.stats()`` at scrape time: (kind, name, help,
+# value).
+_ENGINE_STATS: tuple[
+    tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[EngineStats], float]],
+    ...,
+] = (
+    (
+        GaugeMetricFamily,
+        "tether:num_requests_running",
+        "Sequences decoding now.",
+        lambda stats: stats.running,
+    ),
+    (
+        GaugeMetricFamily,
+        "tether:num_requests_waiting",
+        "Requests waiting for a slot.",
+        lambda stats: stats.waiting,
+    ),
+    (
+        GaugeMetricFamily,
+        "tether:live_samplers",
+        "llama.cpp sampler objects allocated (grows without bound only if they leak).",
+        lambda stats: stats.live_samplers,
+    ),
+    (
+        CounterMetricFamily,
+        "tether:engine_decode_steps",
+        "Engine steps that only decoded (no prompt chunk in the batch).",
+        lambda stats: stats.decode_steps.steps,
+    ),
+    (
+        CounterMetricFamily,
+        "tether:engine_decode_step_seconds",
+        "Wall time of those steps, from scheduling to their outputs.",
+        lambda stats: stats.decode_steps.step_s,
+    ),
+    (
+        CounterMetricFamily,
+        "tether:engine_decode_kernel_seconds",
+        "The part of those steps spent inside llama_decode.",
+        lambda stats: stats.decode_steps.kernel_s,
+    ),
+)
 
 
 class _EngineStatsCollector(Collector):
@@ -31,40 +76,10 @@ class _EngineStatsCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         stats = self._engine.stats()
         model = self._engine.model_id
-        running = GaugeMetricFamily(
-            "tether:num_requests_running", "Sequences decoding now.", labels=_LABELS
-        )
-        running.add_metric([model], stats.running)
-        waiting = GaugeMetricFamily(
-            "tether:num_requests_waiting", "Requests waiting for a slot.", labels=_LABELS
-        )
-        waiting.add_metric([model], stats.waiting)
-        samplers = GaugeMetricFamily(
-            "tether:live_samplers",
-            "llama.cpp sampler objects allocated (grows without bound only if they leak).",
-            labels=_LABELS,
-        )
-        samplers.add_metric([model], stats.live_samplers)
-        timing = stats.decode_steps
-        steps = CounterMetricFamily(
-            "tether:engine_decode_steps",
-            "Engine steps that only decoded (no prompt chunk in the batch).",
-            labels=_LABELS,
-        )
-        steps.add_metric([model], timing.steps)
-        step_s = CounterMetricFamily(
-            "tether:engine_decode_step_seconds",
-            "Wall time of those steps, from scheduling to their outputs.",
-            labels=_LABELS,
-        )
-        step_s.add_metric([model], timing.step_s)
-        kernel_s = CounterMetricFamily(
-            "tether:engine_decode_kernel_seconds",
-            "The part of those steps spent inside llama_decode.",
-            labels=_LABELS,
-        )
-        kernel_s.add_metric([model], timing.kernel_s)
-        return [running, waiting, samplers, steps, step_s, kernel_s]
+        for kind, name, help_text, value in _ENGINE_STATS:
+            family = kind(name, help_text, labels=_LABELS)
+            family.add_metric([model], value(stats))
+            yield family
 
 
 class Metrics:

@@ -87,8 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     sub = p.add_subparsers(dest="bench_command", metavar="{compare}")
     from tether.bench import compare
+    from tether.bench.compare import cli as compare_cli
 
-    compare.add_arguments(
+    compare_cli.add_arguments(
         sub.add_parser(
             "compare",
             help="Tether against llama.cpp's llama-server, built from the same sources",
@@ -125,9 +126,9 @@ def run_command(args: argparse.Namespace) -> None:
     from tether.bench import report
 
     if getattr(args, "bench_command", None) == "compare":
-        from tether.bench import compare
+        from tether.bench.compare import cli as compare_cli
 
-        compare.run_command(args)
+        compare_cli.run_command(args)
         return
     if args.chart:
         path = report.chart_files(args.chart, args.out)

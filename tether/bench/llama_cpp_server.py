@@ -2,34 +2,15 @@
 
     python -m tether.bench.llama_cpp_server --model MODEL.gguf --n_threads 2 --port 8001 ...
 
-llama-cpp-python's server loads models with llama.cpp's extra buffer types on, which
-repacks weights for the AMX kernels; on the reference machine those kernels crash the
-process on its first request (ARCHITECTURE.md, "AMX"). This launcher applies the same workaround
-Tether uses (``use_extra_bufts = False``, same speed) and then runs the server unchanged,
-so the comparison in the README is like for like. Needs ``llama-cpp-python[server]``.
+The README's comparison peer: the server unchanged but for Tether's AMX workaround
+(``use_extra_bufts = False``, same speed), so the comparison is like for like. The patch is
+``engines/llamacpp/python_server.py``'s, the package that alone imports ``llama_cpp``.
+Needs ``llama-cpp-python[server]``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import llama_cpp.llama_cpp as llama_cpp
-
-_default_params = llama_cpp.llama_model_default_params
-
-
-def _params_without_repacking() -> Any:
-    params = _default_params()
-    params.use_extra_bufts = False
-    return params
-
-
-def main() -> None:
-    llama_cpp.llama_model_default_params = _params_without_repacking
-    from llama_cpp.server.__main__ import main as serve
-
-    serve()  # type: ignore[no-untyped-call]
-
+from tether.engines.llamacpp.python_server import serve_llama_cpp_python
 
 if __name__ == "__main__":
-    main()
+    serve_llama_cpp_python()

@@ -36,7 +36,7 @@ import json
 import random
 import shlex
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import count
@@ -45,36 +45,10 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
+from tether.bench.completions import one_request, pick_model
 from tether.bench.metrics import Sample, summarize
-from tether.client.api import (
-    DONE,
-    TIMEOUT,
-    ServerError,
-    TokenMeter,
-    Unreachable,
-    base_url,
-    error_message,
-    model_cards,
-    sse_data,
-)
-
-TEXT = (
-    "The harbour town woke slowly on market days. Fishermen hauled their crates up the stone "
-    "ramp while the bakers opened their shutters and the smell of warm bread drifted over the "
-    "water. Children ran between the stalls, counting the coins they had saved for sweets, "
-    "and old men argued about the weather as they had done every morning for fifty years. "
-    "A clockmaker set out trays of brass gears beside a woman selling wool dyed with onion "
-    "skins and walnut shells. Travellers from the hill villages arrived with cheese wrapped "
-    "in leaves, honey in clay jars, and stories of wolves that nobody quite believed. By noon "
-    "the square was loud with bargaining, music from a fiddler near the fountain, and the "
-    "clatter of carts on the cobbles. In the afternoon the wind turned, clouds gathered over "
-    "the lighthouse, and the traders began to pack away their goods, promising one another "
-    "better prices next week. When the first drops of rain fell, the square emptied in "
-    "minutes, leaving only the pigeons and a lost glove on the steps of the town hall. "
-)
-WORDS = TEXT.split()
-WORDS_PER_TOKEN = 0.75  # English prose on common tokenizers: the estimate without a probe
-PROBES = 4
+from tether.bench.prompts import calibrate, prompt
+from tether.client.api import TIMEOUT, base_url
 
 
 @dataclass(frozen=True)
@@ -132,86 +106,7 @@ class BenchSettings:
         return self.name or httpx.URL(base_url(self.url)).netloc.decode()
 
 
-def prompt(index: int, words: int) -> str:
-    """The ``index``-th prompt: ``words`` words of ``TEXT`` starting at a different word.
-    After every start has been used once, the prompts start with their round number, so
-    no two prompts ever share more than their first token."""
-    cycle, at = divmod(index, len(WORDS))
-    start = (at * 7) % len(WORDS)  # 7 is coprime with the word count: every start is used
-    text = [WORDS[(start + k) % len(WORDS)] for k in range(words)]
-    if cycle:
-        text[0] = f"({cycle}) {text[0]}"
-    return " ".join(text)
-
-
-# -- requests --------------------------------------------------------------------------
-
-
-def _client(
-    settings: BenchSettings, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    # An open loop has no bound on requests in flight; the server's queue is what limits it.
-    most = settings.requests if settings.rates else max(settings.concurrency)
-    return httpx.AsyncClient(
-        base_url=base_url(settings.url) + "/v1",
-        headers=headers,
-        timeout=TIMEOUT,
-        limits=httpx.Limits(max_connections=most + 1, max_keepalive_connections=most + 1),
-        transport=transport,
-    )
-
-
-async def _get_json(http: httpx.AsyncClient, method: str, path: str, **kw: Any) -> Any:
-    try:
-        response = await http.request(method, path, **kw)
-    except httpx.TransportError as exc:
-        where = base_url(str(http.base_url))
-        raise Unreachable(f"cannot reach {where}: {exc or type(exc).__name__}") from exc
-    if response.status_code >= 400:
-        raise ServerError(response.status_code, error_message(response.text))
-    return response.json()
-
-
-async def pick_model(http: httpx.AsyncClient, settings: BenchSettings) -> str:
-    if settings.model:
-        return settings.model
-    cards = model_cards(await _get_json(http, "GET", "/models"))
-    if not cards:
-        raise ServerError(200, "the server lists no model; pass --model")
-    return str(cards[0]["id"])
-
-
-async def calibrate(http: httpx.AsyncClient, model: str, target: int) -> dict[str, Any]:
-    """How many words of ``TEXT`` make a ``target``-token prompt on this server.
-
-    Also the warm-up: the first request to a server may pay for lazy initialisation.
-    """
-    words = max(1, round(target * WORDS_PER_TOKEN))
-    measured = await _prompt_tokens(http, model, prompt(0, words))
-    if measured is None:
-        return {
-            "target_tokens": target,
-            "measured_tokens": None,
-            "words": words,
-            "method": "estimate",
-        }
-    for _ in range(PROBES - 1):
-        if measured == target:
-            break
-        guess = max(1, round(words * target / measured))
-        tokens = await _prompt_tokens(http, model, prompt(0, guess))
-        if tokens is None or abs(tokens - target) >= abs(measured - target):
-            break  # no closer: the tokenizer's granularity, keep what we have
-        words, measured = guess, tokens
-    return {"target_tokens": target, "measured_tokens": measured, "words": words, "method": "probe"}
-
-
-async def _prompt_tokens(http: httpx.AsyncClient, model: str, text: str) -> int | None:
-    body = {"model": model, "prompt": text, "max_tokens": 1}
-    usage = (await _get_json(http, "POST", "/completions", json=body)).get("usage") or {}
-    tokens = usage.get("prompt_tokens")
-    return tokens if isinstance(tokens, int) and tokens > 0 else None
+# -- the requests ----------------------------------------------------------------------
 
 
 def request_body(settings: BenchSettings, model: str, text: str) -> dict[str, Any]:
@@ -228,44 +123,19 @@ def request_body(settings: BenchSettings, model: str, text: str) -> dict[str, An
     }
 
 
-async def one_request(http: httpx.AsyncClient, body: dict[str, Any]) -> Sample:
-    """Send one streamed completion and time its text chunks. Never raises on a server error:
-    a failed request is a sample too."""
-    meter = TokenMeter()
-    try:
-        await _stream(http, body, meter)
-    except (httpx.HTTPError, ServerError, ValueError) as exc:
-        meter.finish()
-        return Sample(ok=False, latency_s=meter.duration_s, error=str(exc) or type(exc).__name__)
-    meter.finish()
-    return Sample(
-        ok=True,
-        latency_s=meter.duration_s,
-        output_tokens=meter.tokens,
-        ttft_s=meter.ttft_s,
-        gaps_s=meter.gaps_s,
-        usage_reported=meter.usage_tokens is not None,
+def _client(
+    settings: BenchSettings, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    # An open loop has no bound on requests in flight; the server's queue is what limits it.
+    most = settings.requests if settings.rates else max(settings.concurrency)
+    return httpx.AsyncClient(
+        base_url=base_url(settings.url) + "/v1",
+        headers=headers,
+        timeout=TIMEOUT,
+        limits=httpx.Limits(max_connections=most + 1, max_keepalive_connections=most + 1),
+        transport=transport,
     )
-
-
-async def _stream(http: httpx.AsyncClient, body: dict[str, Any], meter: TokenMeter) -> None:
-    async with http.stream("POST", "/completions", json=body) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise ServerError(response.status_code, error_message(response.text))
-        async for data in _adata(response):
-            if data == DONE:
-                return
-            chunk = json.loads(data)
-            if "error" in chunk:
-                raise ServerError(200, error_message(data))
-            meter.observe(chunk)
-
-
-async def _adata(response: httpx.Response) -> AsyncIterator[str]:
-    async for line in response.aiter_lines():
-        for data in sse_data([line]):
-            yield data
 
 
 # -- the sweep -------------------------------------------------------------------------
@@ -295,28 +165,34 @@ def arrival_times(rate: float, count_: int, seed: int = ARRIVAL_SEED) -> list[fl
     return times
 
 
-async def run_level(
-    http: httpx.AsyncClient,
-    settings: BenchSettings,
-    model: str,
-    words: int,
-    level: Level,
-    numbers: count[int],
-    advance: Callable[[], None],
-) -> float:
-    """Run one level; return its wall time (first send to last completion). ``numbers``
-    numbers prompts across levels, so no prompt repeats from one level to the next;
-    ``advance()`` moves the progress bar."""
+@dataclass
+class Traffic:
+    """What every request of one sweep shares: the client, the settings, the model, the
+    prompt length in words, and the prompt numbering (no prompt repeats across levels)."""
+
+    http: httpx.AsyncClient
+    settings: BenchSettings
+    model: str
+    words: int
+    numbers: count[int]
+
+    def next_body(self) -> dict[str, Any]:
+        return request_body(self.settings, self.model, prompt(next(self.numbers), self.words))
+
+
+async def run_level(traffic: Traffic, level: Level, advance: Callable[[], None]) -> float:
+    """Run one level; return its wall time (first send to last completion). ``advance()``
+    moves the progress bar."""
     if level.rate is not None:
-        return await _open_loop(http, settings, model, words, level, numbers, advance)
+        return await _open_loop(traffic, level, level.rate, advance)
+    settings = traffic.settings
     started = time.perf_counter()
     deadline = started + settings.duration_s
     sent = count()
 
     async def worker() -> None:
         while next(sent) < settings.requests and time.perf_counter() < deadline:
-            body = request_body(settings, model, prompt(next(numbers), words))
-            level.samples.append(await one_request(http, body))
+            level.samples.append(await one_request(traffic.http, traffic.next_body()))
             advance()
 
     await asyncio.gather(*(worker() for _ in range(level.concurrency)))
@@ -324,15 +200,8 @@ async def run_level(
 
 
 async def _open_loop(
-    http: httpx.AsyncClient,
-    settings: BenchSettings,
-    model: str,
-    words: int,
-    level: Level,
-    numbers: count[int],
-    advance: Callable[[], None],
+    traffic: Traffic, level: Level, rate: float, advance: Callable[[], None]
 ) -> float:
-    assert level.rate is not None
     started = time.perf_counter()
     in_flight = 0
 
@@ -341,20 +210,19 @@ async def _open_loop(
         in_flight += 1
         level.concurrency = max(level.concurrency, in_flight)  # the peak, for the record
         try:
-            level.samples.append(await one_request(http, body))
+            level.samples.append(await one_request(traffic.http, body))
         finally:
             in_flight -= 1
         advance()
 
     tasks = []
-    for at in arrival_times(level.rate, settings.requests):
-        if at > settings.duration_s:
+    for at in arrival_times(rate, traffic.settings.requests):
+        if at > traffic.settings.duration_s:
             break
         delay = started + at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        body = request_body(settings, model, prompt(next(numbers), words))
-        tasks.append(asyncio.create_task(send(body)))
+        tasks.append(asyncio.create_task(send(traffic.next_body())))
     await asyncio.gather(*tasks)
     return time.perf_counter() - started
 
@@ -370,33 +238,29 @@ async def sweep(
     progress: Progress,
     transport: httpx.AsyncBaseTransport | None = None,
     first_prompt: int = 1,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark: what ``bench.report.document`` wraps into the result file.
     ``transport`` is for tests (a scripted server); by default, the network. Prompts are
     numbered from ``first_prompt`` (prompt 0 calibrates); ``next_prompt`` in the result
-    is where a following sweep on the same server should start, to reuse no prefix."""
+    is where a following sweep on the same server should start, to reuse no prefix.
+    ``calibration``: an earlier sweep's ``prompt`` on the same server, reused rather than
+    probed again when it was made for the same ``prompt_tokens``."""
     async with _client(settings, transport) as http:
-        model = await pick_model(http, settings)
-        calibration = await calibrate(http, model, settings.prompt_tokens)
-        numbers = count(first_prompt)
+        model = await pick_model(http, settings.model)
+        if calibration is None or calibration["target_tokens"] != settings.prompt_tokens:
+            calibration = await calibrate(http, model, settings.prompt_tokens)
+        traffic = Traffic(http, settings, model, calibration["words"], count(first_prompt))
         results = []
         for level in _levels(settings):
             what = f"rate {level.rate:g}/s" if level.rate else f"concurrency {level.concurrency}"
             task = progress.add_task(what, total=settings.requests)
-            wall = await run_level(
-                http,
-                settings,
-                model,
-                calibration["words"],
-                level,
-                numbers,
-                partial(progress.advance, task),
-            )
+            wall = await run_level(traffic, level, partial(progress.advance, task))
             progress.update(task, total=len(level.samples), completed=len(level.samples))
             results.append(summarize(level.concurrency, level.samples, wall, rate=level.rate))
     return {
         "model": model,
         "prompt": calibration,
         "results": results,
-        "next_prompt": next(numbers),
+        "next_prompt": next(traffic.numbers),
     }

@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from tether.client.health import NotHealthy, wait_healthy
+
 MODEL = "google/gemma-3-270m"
 _SAMPLERS = re.compile(r"^tether:live_samplers\{[^}]*\} (\S+)$", re.MULTILINE)
 STARTUP_TIMEOUT_S = 120.0
@@ -68,25 +70,13 @@ def tether_server(
     with log.open("wb") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     try:
-        _wait_healthy(proc, url)
+        wait_healthy(proc, url, STARTUP_TIMEOUT_S)
         yield proc, url
+    except NotHealthy as exc:
+        raise SystemExit(f"tether serve {exc}") from exc
     finally:
         proc.terminate()
         proc.wait(60)
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"tether serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("tether serve did not become healthy")
 
 
 def reading(pid: int, url: str) -> Reading:

@@ -6,7 +6,8 @@ It reads only what those servers agree on: ``choices[0].text`` (completions) or
 
     ClientError           what the CLI prints before exiting with status 1
     ├── Unreachable       no HTTP answer at all (refused, timed out)
-    └── ServerError       an HTTP error status, or an error event inside a stream
+    ├── ServerError       an HTTP error status, or an error event inside a stream
+    └── NotHealthy        (``health``) a server process that exited or never became healthy
 """
 
 from __future__ import annotations

@@ -104,6 +104,18 @@ class _Batch:
         return end - 1
 
 
+def model_params() -> llama.llama_model_params:
+    """llama.cpp's default model parameters with weight repacking off.
+
+    Repacking ("extra buffer types") routes matmuls to the AMX kernels, which crash with
+    SIGSEGV/SIGILL on Intel CPUs with AMX (ARCHITECTURE.md, "AMX"); the speed is the same
+    without.
+    """
+    params: llama.llama_model_params = llama.llama_model_default_params()
+    params.use_extra_bufts = False
+    return params
+
+
 def system_info() -> str:
     """llama.cpp's build features as it reports them (``AVX512 = 1 | ... | OPENMP = 1``)."""
     return bytes(llama.llama_print_system_info()).decode(errors="replace").strip()
@@ -128,11 +140,7 @@ class ModelRunner:
 
     @staticmethod
     def _load_model(path: str) -> llama.llama_model_p:
-        params = llama.llama_model_default_params()
-        # Weight repacking ("extra buffer types") routes matmuls to the AMX kernels, which
-        # crash with SIGSEGV/SIGILL on Intel CPUs with AMX (ARCHITECTURE.md, "AMX"); the
-        # speed is the same without.
-        params.use_extra_bufts = False
+        params = model_params()
         model: llama.llama_model_p = llama.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise EngineError(f"llama.cpp could not load the model at {path!r}")
