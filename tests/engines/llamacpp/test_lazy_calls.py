@@ -27,28 +27,32 @@ CALL = '<tool_call>{"name": "f", "arguments": {"x": "one"}}</tool_call>'
 PROMPT = f"Call f.\nA: {CALL}\nCall f.\nA: {CALL}\nCall f.\nA:"
 
 
-def test_the_grammar_starts_at_the_trigger_and_allows_several_calls() -> None:
+def test_the_grammar_starts_at_the_trigger_and_constrains_every_call() -> None:
     text = gbnf.lazy_calls_grammar(LAZY.lazy_calls)  # type: ignore[arg-type]
-    assert text.startswith("root ::= tether-call ( [ \\t\\n]* tether-call )*\n")
+    assert text.startswith("root ::= tether-call tether-rest-0\n")
     assert '"<tool_call>{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
+    # After a call, free text; the trigger in it opens the next call, constrained alike.
+    assert '">" tether-next tether-rest-0' in text
+    assert 'tether-next ::= "{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
     assert gbnf.trigger_patterns(LazyCalls(("[TOOL_CALLS]",), (SHAPE,))) == ["(\\[TOOL_CALLS\\])"]
     assert gbnf.trigger_patterns(LazyCalls(("{",), (SHAPE,), at_start=True)) == [
         "^\\s*(\\{)[\\s\\S]*$"
     ]
 
 
-async def test_a_call_the_model_opens_gets_arguments_that_match_the_schema(
+async def test_every_call_the_model_opens_gets_arguments_that_match_the_schema(
     model_engine: AsyncEngine,
 ) -> None:
     free = await generate(model_engine, PROMPT, max_tokens=24, temperature=0)
-    lazy = await generate(model_engine, PROMPT, max_tokens=64, temperature=0, structured=LAZY)
+    lazy = await generate(model_engine, PROMPT, max_tokens=128, temperature=0, structured=LAZY)
 
     assert '"x": "one"' in free[0].text  # unconstrained, the copy breaks the schema
-    before, _, call = lazy[0].text.partition("<tool_call>")
+    before, *calls = lazy[0].text.split("<tool_call>")
     assert free[0].text.startswith(before)  # free text until the call opens
-    body = call.split("</tool_call>")[0]
-    arguments = json.loads(body)["arguments"]
-    assert isinstance(arguments["x"], int)
+    whole = [call.split("</tool_call>")[0] for call in calls if "</tool_call>" in call]
+    assert len(whole) >= 2  # the model goes on copying: its next call is constrained too
+    for body in whole:
+        assert isinstance(json.loads(body)["arguments"]["x"], int)
 
 
 async def test_a_model_that_writes_no_call_is_not_constrained(

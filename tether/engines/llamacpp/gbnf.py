@@ -148,12 +148,25 @@ def _until_marker(marker: str) -> Iterator[tuple[int, str]]:
     as Knuth-Morris-Pratt would, and the marker's last character ends the text. Characters
     not in the marker return to state 0.
     """
+    for q, moves, others in _marker_automaton(marker):
+        options = [
+            literal if target == len(marker) else f"{literal} {_THINK}-{target}"
+            for literal, target in moves
+        ]
+        options.append(f"[^{others}] {_THINK}-0")
+        yield q, " | ".join(options)
+
+
+def _marker_automaton(marker: str) -> Iterator[tuple[int, list[tuple[str, int]], str]]:
+    """For each state ``q`` (the first ``q`` characters of ``marker`` matched): the moves on
+    the marker's own characters, as ``(GBNF literal, next state)`` with ``len(marker)`` for
+    a whole match, and the character class of every other character (back to state 0)."""
     m = len(marker)
     failure = _borders(marker)
     alphabet = sorted(set(marker))
     others = "".join(_class_char(char) for char in alphabet)
     for q in range(m):
-        options = []
+        moves = []
         for char in alphabet:
             if char == marker[q]:
                 target = q + 1
@@ -162,10 +175,8 @@ def _until_marker(marker: str) -> Iterator[tuple[int, str]]:
                 while target and marker[target] != char:
                     target = failure[target]
                 target = target + 1 if marker[target] == char else 0
-            literal = gbnf_literal(char)
-            options.append(literal if target == m else f"{literal} {_THINK}-{target}")
-        options.append(f"[^{others}] {_THINK}-0")
-        yield q, " | ".join(options)
+            moves.append((gbnf_literal(char), target))
+        yield q, moves, others
 
 
 def _borders(marker: str) -> list[int]:
@@ -241,9 +252,10 @@ def tool_call_grammar(functions: Sequence[ToolFunction]) -> str:
 
 
 def lazy_calls_grammar(spec: LazyCalls) -> str:
-    """From the trigger on (llama.cpp feeds a lazy grammar the text from its trigger):
-    one or more calls, each ``begin``, arguments matching its schema, ``end``, with only
-    whitespace between them."""
+    """From the trigger on (llama.cpp feeds a lazy grammar the text from its trigger): a call,
+    ``begin``, arguments matching its schema, ``end``; then free text, in which the trigger
+    opens the next call, constrained the same way. (With several triggers, or a call that
+    must start the answer, the text after the first call is free.)"""
     converter = _SchemaConverter()
     try:
         rules = []
@@ -254,13 +266,40 @@ def lazy_calls_grammar(spec: LazyCalls) -> str:
         body = str(converter.format_grammar())
     except (AssertionError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise StructuredOutputError(f"unsupported JSON schema: {exc}") from exc
-    calls = " | ".join(
-        " ".join(
-            [gbnf_literal(shape.begin), rule, *([gbnf_literal(shape.end)] if shape.end else [])]
-        )
-        for shape, rule in zip(spec.shapes, rules, strict=True)
-    )
-    return f"root ::= tether-call ( [ \\t\\n]* tether-call )*\ntether-call ::= {calls}\n{body}\n"
+    (trigger, *more) = spec.triggers
+    repeats = not more and not spec.at_start
+    repeats = repeats and all(shape.begin.startswith(trigger) for shape in spec.shapes)
+    lines = [
+        "root ::= tether-call tether-rest-0",
+        f"tether-call ::= {_calls(spec, rules, 0)}",
+    ]
+    if repeats:
+        lines.append(f"tether-next ::= {_calls(spec, rules, len(trigger))}")
+        for q, moves, others in _marker_automaton(trigger):
+            options = [
+                f"{literal} tether-next tether-rest-0"
+                if target == len(trigger)
+                else f"{literal} tether-rest-{target}"
+                for literal, target in moves
+            ]
+            options.append(f"[^{others}] tether-rest-0")
+            lines.append(f"tether-rest-{q} ::= ( {' | '.join(options)} )?")
+    else:
+        lines.append('tether-rest-0 ::= ( [^\\n] | "\\n" )*')
+    return "\n".join([*lines, body]) + "\n"
+
+
+def _calls(spec: LazyCalls, rules: list[str], skip: int) -> str:
+    """The shapes as alternatives, each ``begin`` without its first ``skip`` characters."""
+    calls = []
+    for shape, rule in zip(spec.shapes, rules, strict=True):
+        begin = shape.begin[skip:]
+        parts = [gbnf_literal(begin)] if begin else []
+        parts.append(rule)
+        if shape.end:
+            parts.append(gbnf_literal(shape.end))
+        calls.append(" ".join(parts))
+    return " | ".join(calls)
 
 
 def trigger_patterns(spec: LazyCalls) -> list[str]:
