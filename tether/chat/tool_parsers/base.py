@@ -126,14 +126,31 @@ class ToolParser(ABC):
     def __init__(self, tools: Mapping[str, Function]) -> None:
         self.tools = tools
         self.calls = 0  # calls started so far
+        self._held = ""  # text fed but not yet consumed
 
-    @abstractmethod
     def feed(self, text: str) -> list[Event]:
         """Events that ``text`` (the next released piece of the choice) makes certain."""
+        self._held += text
+        events: list[Event] = []
+        while self._step(events, final=False):
+            pass
+        return events
 
-    @abstractmethod
     def finish(self) -> list[Event]:
         """The answer ended: everything still held, as calls or content."""
+        events: list[Event] = []
+        while self._step(events, final=True):
+            pass
+        self._flush(events)
+        return events
+
+    @abstractmethod
+    def _step(self, events: list[Event], final: bool) -> bool:
+        """Consume from ``_held`` what can be decided now (``final``: the answer ended),
+        appending its events; True when something was consumed (then it is called again)."""
+
+    def _flush(self, events: list[Event]) -> None:  # noqa: B027 (a hook; most need none)
+        """At the end, after the last step: anything the format still holds back."""
 
     @classmethod
     def call_format(cls, tools: Sequence[Function]) -> CallFormat | None:
@@ -179,7 +196,6 @@ class SectionParser(ToolParser):
 
     def __init__(self, tools: Mapping[str, Function]) -> None:
         super().__init__(tools)
-        self._held = ""  # text not yet released
         self._section: Section | None = None  # the section being read
         self._space = ""  # whitespace after content, dropped if a call follows
         self._started = False  # any content or call seen
@@ -194,21 +210,10 @@ class SectionParser(ToolParser):
         """The calls in a section's body, or None when it is not valid calls of known tools
         (then the section is content)."""
 
-    def feed(self, text: str) -> list[Event]:
-        self._held += text
-        events: list[Event] = []
-        while self._step(events, final=False):
-            pass
-        return events
-
-    def finish(self) -> list[Event]:
-        events: list[Event] = []
-        while self._step(events, final=True):
-            pass
+    def _flush(self, events: list[Event]) -> None:
         if self._space and not self.calls:
             events.append(("content", self._space))
         self._space = ""
-        return events
 
     def _step(self, events: list[Event], final: bool) -> bool:
         """Consume what can be decided now; True when something was consumed."""

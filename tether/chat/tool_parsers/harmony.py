@@ -63,7 +63,6 @@ class HarmonyParser(ToolParser):
 
     def __init__(self, tools: Mapping[str, Function]) -> None:
         super().__init__(tools)
-        self._held = ""  # text not yet consumed
         self._state = State.BOUNDARY
         self._header = ""  # the header so far, markers included
         self._role_given = False  # the header began at <|start|>, so it names a role
@@ -77,19 +76,6 @@ class HarmonyParser(ToolParser):
     def reasoning_active(self) -> bool:
         """True while the text fed so far ends inside an analysis message."""
         return self._state is State.BODY and self._kind == "reasoning"
-
-    def feed(self, text: str) -> list[Event]:
-        self._held += text
-        events: list[Event] = []
-        while self._step(events, final=False):
-            pass
-        return events
-
-    def finish(self) -> list[Event]:
-        events: list[Event] = []
-        while self._step(events, final=True):
-            pass
-        return events
 
     def _step(self, events: list[Event], final: bool) -> bool:
         """Consume what can be decided now; True when something was consumed."""
