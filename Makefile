@@ -62,9 +62,11 @@ bench: $(STAMP)
 bench-compare: $(STAMP)
 	$(BIN)/tether bench compare --out bench-results/compare
 
-# RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests.
+# RSS and live samplers of a real server over 10,000 refused and 1,000 completed requests,
+# then RSS per round over 3 rounds of 3,000 refused (SOAK_ROUNDS=10 make soak for ten).
+SOAK_ROUNDS ?= 3
 soak: $(STAMP)
-	$(BIN)/python -m tether.bench.soak
+	$(BIN)/python -m tether.bench.soak --rounds $(SOAK_ROUNDS)
 
 # The property-based fuzz with new draws (the suite's are fixed): 1,000 requests from a seed
 # it prints first; rerun one with TETHER_FUZZ_SEED=N make fuzz.

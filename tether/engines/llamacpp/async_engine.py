@@ -19,8 +19,9 @@ from tether.engine.request import EngineStats, GenerationRequest, StepOutput
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.llamacpp.core import EngineCore
 from tether.engines.llamacpp.gguf import LLAMA_CPP_DEFAULTS, resolve_model_path, sampling_defaults
+from tether.engines.llamacpp.heap import HeapTrimmer
 from tether.engines.llamacpp.runner import ModelRunner, RunnerConfig
-from tether.engines.llamacpp.sampler import live_samplers
+from tether.engines.llamacpp.sampler import grammars_ended, live_samplers
 from tether.engines.llamacpp.sequence import Sequence
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class AsyncEngine:
         self._stopping = False
         self._dead: BaseException | None = None
         self._closing: EngineError | None = None
+        # Gives back the C heap that grammar-constrained choices freed (issue 22).
+        self.heap_trimmer = HeapTrimmer(grammars_ended=grammars_ended())
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -240,6 +243,9 @@ class AsyncEngine:
         try:
             while self._next_batch_of_work(core):
                 outputs = core.step()
+                # Before the step's outputs go out: a client that has its answer finds the
+                # heap its grammars used already given back.
+                self.heap_trimmer.after_step(grammars_ended(), lambda: _grammar_running(core))
                 if outputs:
                     self._deliver(outputs)
                 if core.failures:
@@ -291,6 +297,10 @@ class AsyncEngine:
         self._streams.clear()
         for stream in streams:
             stream.loop.call_soon_threadsafe(stream.push, error)
+
+
+def _grammar_running(core: EngineCore) -> bool:
+    return any(seq.grammar is not None for seq in core.scheduler.running)
 
 
 def _push_all(items: list[tuple[RequestStream, StepOutput]]) -> None:

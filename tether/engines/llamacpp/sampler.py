@@ -37,6 +37,7 @@ _SUM_LOW, _SUM_HIGH = 1e-30, 1e30
 
 _live_lock = threading.Lock()
 _live = 0
+_grammars_ended = 0
 
 
 def _count(delta: int) -> None:
@@ -48,6 +49,12 @@ def _count(delta: int) -> None:
 def live_samplers() -> int:
     """How many llama.cpp samplers (chains and grammars) are allocated in this process."""
     return _live
+
+
+def grammars_ended() -> int:
+    """How many grammar-constrained choices have freed their grammar so far: each may have
+    left tens of MB free in its thread's C heap (``heap.HeapTrimmer``)."""
+    return _grammars_ended
 
 
 def check_grammar(grammar: str, vocab: llama.llama_vocab_p) -> None:
@@ -292,3 +299,6 @@ class Sampler:
         if self._grammar:
             self._free(self._grammar)
             self._grammar = None
+            global _grammars_ended
+            with _live_lock:
+                _grammars_ended += 1
