@@ -72,6 +72,12 @@ SERVE_FLAGS = (
     Flag("prefill_chunk", int, "prompt tokens per step while others decode (default 256)"),
     Flag("threads", int, "llama.cpp threads (default: one per CPU core)"),
     Flag("kv_unified", _bool, "one KV buffer shared by all sequences (default false)"),
+    Flag(
+        "lenient_schemas",
+        _bool,
+        "accept JSON Schema keywords that cannot be enforced while generating (uniqueItems, "
+        "not, ...) as advisory instead of refusing them with a 400 (default false)",
+    ),
     Flag("log_level", str, "critical, error, warning, info or debug (default info)"),
     Flag("drain_timeout", float, "seconds running requests may finish after SIGTERM (default 30)"),
     Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),

@@ -39,6 +39,8 @@ class ServerConfig:
     ``chat_template`` is the path of a Jinja chat template to use instead of the model's.
     ``tool_call_parser`` and ``reasoning_parser`` name the format the model writes calls and
     reasoning in (vLLM's names), instead of the one detected from the template.
+    ``lenient_schemas`` accepts JSON Schema keywords that cannot be enforced during
+    generation (``uniqueItems``, ``not`` …) as advisory instead of refusing them with a 400.
     ``sampling_defaults`` override the model's defaults for fields a request leaves out.
     ``state_db`` is the SQLite file of stored Responses API responses (``None``: under the
     user's data directory; ``:memory:``: gone with the process); ``no_store`` stores nothing.
@@ -56,6 +58,7 @@ class ServerConfig:
     prefill_chunk: int = 256
     threads: int = 0
     kv_unified: bool = False
+    lenient_schemas: bool = False
     log_level: str = "info"
     max_body_bytes: int = 4 * 1024 * 1024
     keepalive_s: float = 15.0
@@ -171,4 +174,5 @@ class ServerConfig:
             prefill_chunk=self.prefill_chunk,
             threads=self.threads,
             kv_unified=self.kv_unified,
+            lenient_schemas=self.lenient_schemas,
         )

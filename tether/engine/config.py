@@ -23,7 +23,8 @@ class EngineConfig:
     token budget, shared by decoding and chunked prefill; ``prefill_chunk`` is the most
     prompt tokens a step may carry while other sequences are decoding (it bounds how long a
     new prompt can stall running streams; an idle engine prefills up to ``batch_tokens``);
-    ``threads=0`` is one per CPU.
+    ``threads=0`` is one per CPU. ``lenient_schemas``: JSON Schema keywords that cannot be
+    enforced during generation are advisory instead of refused (``tether.engine.guidance``).
     """
 
     model: str | None = None
@@ -35,6 +36,7 @@ class EngineConfig:
     prefill_chunk: int = 256
     threads: int = 0
     kv_unified: bool = False
+    lenient_schemas: bool = False
 
     def __post_init__(self) -> None:
         if self.ctx_size < 16:

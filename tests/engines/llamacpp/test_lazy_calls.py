@@ -9,7 +9,6 @@ import pytest
 
 from tests.engines.llamacpp.helpers import generate
 from tether.engine.structured import CallShape, LazyCalls, StructuredOutput
-from tether.engines.llamacpp import gbnf
 from tether.engines.llamacpp.async_engine import AsyncEngine
 
 pytestmark = pytest.mark.model
@@ -25,19 +24,6 @@ LAZY = StructuredOutput(lazy_calls=LazyCalls(("<tool_call>",), (SHAPE,)))
 # Greedy decoding copies the history's call, whose argument breaks the schema.
 CALL = '<tool_call>{"name": "f", "arguments": {"x": "one"}}</tool_call>'
 PROMPT = f"Call f.\nA: {CALL}\nCall f.\nA: {CALL}\nCall f.\nA:"
-
-
-def test_the_grammar_starts_at_the_trigger_and_constrains_every_call() -> None:
-    text = gbnf.lazy_calls_grammar(LAZY.lazy_calls)  # type: ignore[arg-type]
-    assert text.startswith("root ::= tether-call tether-rest-0\n")
-    assert '"<tool_call>{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
-    # After a call, free text; the trigger in it opens the next call, constrained alike.
-    assert '">" tether-next tether-rest-0' in text
-    assert 'tether-next ::= "{\\"name\\": \\"f\\", \\"arguments\\": " tether-args-0' in text
-    assert gbnf.trigger_patterns(LazyCalls(("[TOOL_CALLS]",), (SHAPE,))) == ["(\\[TOOL_CALLS\\])"]
-    assert gbnf.trigger_patterns(LazyCalls(("{",), (SHAPE,), at_start=True)) == [
-        "^\\s*(\\{)[\\s\\S]*$"
-    ]
 
 
 async def test_every_call_the_model_opens_gets_arguments_that_match_the_schema(

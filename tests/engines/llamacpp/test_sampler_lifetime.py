@@ -1,5 +1,5 @@
 """Issue 9: no request can crash the engine through its grammar, and no request leaks the
-llama.cpp samplers (C objects Python's garbage collector never sees)."""
+llama.cpp samplers (C objects Python's garbage collector never sees) or grammar matchers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tether.engine.request import FinishReason, GenerationRequest
 from tether.engine.sampling_params import SamplingParams
 from tether.engine.structured import StructuredOutput
 from tether.engines.llamacpp.async_engine import AsyncEngine
-from tether.engines.llamacpp.sampler import Sampler, check_grammar, live_samplers
+from tether.engines.llamacpp.sampler import live_samplers
 
 pytestmark = pytest.mark.model
 
@@ -59,16 +59,18 @@ async def test_3000_refused_requests_leave_the_sampler_count_where_it_was(
     assert stalled_engine.stats().live_samplers == before
 
 
-def test_a_grammar_that_does_not_parse_allocates_nothing(stalled_engine: AsyncEngine) -> None:
-    """The parse check, and a sampler whose construction fails half-way (its chain is built
-    before its grammar), free everything they allocated."""
-    vocab = stalled_engine.core.vocab
+def test_a_constraint_that_does_not_compile_allocates_nothing(
+    stalled_engine: AsyncEngine,
+) -> None:
+    """A regex llguidance cannot read, a schema keyword it cannot enforce: refused by the
+    compiler, with no matcher left behind."""
+    constraints = stalled_engine.core.constraints
     before = live_samplers()
     for i in range(50):
         with pytest.raises(StructuredOutputError):
-            check_grammar(f"root ::= ( {i}", vocab.ptr)
+            constraints.compile(StructuredOutput(regex=f"(?=lookahead){i}"))
         with pytest.raises(StructuredOutputError):
-            Sampler(SamplingParams(), f"root ::= ( {i}", 0, vocab.ptr, vocab.n_vocab, ())
+            constraints.compile(StructuredOutput(json_schema={"uniqueItems": True, "x": i}))
     assert live_samplers() == before
 
 

@@ -21,8 +21,8 @@ def step(scheduler: Scheduler) -> dict[str, int]:
     plan = scheduler.schedule()
     for chunk in plan.chunks:
         chunk.seq.num_computed += len(chunk.tokens)
-        if chunk.sample and not chunk.seq.prefilling and chunk.seq.num_generated == 0:
-            chunk.seq.tokens.append(7)  # its first sampled token
+        if chunk.sample and not chunk.seq.prefilling:
+            chunk.seq.tokens.append(7)  # the token it samples
     return {chunk.seq.request_id: len(chunk.tokens) for chunk in plan.chunks}
 
 
@@ -46,3 +46,21 @@ def test_a_prompt_arriving_while_others_decode_comes_in_bounded_chunks() -> None
     assert step(s) == {"a": 1, "b": 64}
     assert step(s) == {"a": 1, "b": 22}
     assert step(s) == {"a": 1, "b": 1}  # both decoding now
+
+
+def test_tokens_a_grammar_forced_go_into_the_next_step_with_every_row() -> None:
+    """Issue 24: forced tokens are decoded without sampling; each row gives the logprob of
+    the token after it, so the chunk asks for all of them."""
+    s = Scheduler(SlotManager(FakeMemory(4), 4), 8, 8, 8)
+    a, b = sequence("a", 4), sequence("b", 4)
+    s.add(a)
+    s.add(b)
+    assert step(s) == {"a": 4, "b": 4}
+    a.tokens.extend([11, 12, 13, 14, 15, 16, 17])  # forced after its sampled token
+    a.pending = 7
+    plan = s.schedule()
+    chunks = {chunk.seq.request_id: chunk for chunk in plan.chunks}
+    # The budget of 8 keeps one token for "b": "a" gets its sampled token and 6 forced.
+    assert chunks["a"].tokens == [7, 11, 12, 13, 14, 15, 16]
+    assert chunks["a"].all_logits and not chunks["a"].sample  # the last forced one waits
+    assert chunks["b"].tokens == [7] and chunks["b"].sample

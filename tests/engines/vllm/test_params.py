@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tether.engine.errors import InvalidRequestError, StructuredOutputError
+from tether.engine.guidance import GuidanceOptions, lark, special_markup
 from tether.engine.sampling_params import SamplingParams
-from tether.engine.structured import StructuredOutput, ThinkingPrefix, ToolFunction
+from tether.engine.structured import (
+    CallShape,
+    LazyCalls,
+    StructuredOutput,
+    ThinkingPrefix,
+    ToolFunction,
+)
 from tether.engines.vllm.params import sampling_kwargs, structured_outputs
 
 
@@ -55,30 +62,37 @@ def test_out_of_vocabulary_logit_bias_is_a_400() -> None:
     assert caught.value.param == "logit_bias"
 
 
-def test_structured_forms() -> None:
-    assert structured_outputs(StructuredOutput(json_schema={"type": "object"})) == {
-        "json": {"type": "object"}
-    }
-    assert structured_outputs(StructuredOutput(regex="(a|b)")) == {"regex": "(a|b)"}
-    assert structured_outputs(StructuredOutput(choice=("x", "y"))) == {"choice": ["x", "y"]}
+def test_every_form_is_tethers_own_grammar_for_the_guidance_backend() -> None:
+    """Both engines run the same compiler, so they accept and refuse the same constraints."""
+    forms = [
+        StructuredOutput(json_schema={"type": "object"}),
+        StructuredOutput(regex="(a|b)"),
+        StructuredOutput(choice=("x", "y")),
+        StructuredOutput(tool_call=(ToolFunction("f", {"type": "object"}), ToolFunction("g"))),
+        # vLLM's own reasoning parser is not needed: the grammar leaves the reasoning free.
+        StructuredOutput(regex="a", thinking=ThinkingPrefix("</think>")),
+    ]
+    for spec in forms:
+        fields = structured_outputs(spec)
+        assert list(fields) == ["grammar"]
+        assert fields["grammar"] == lark(spec)
 
 
-def test_a_forced_tool_call_is_the_schema_of_the_call_object() -> None:
-    spec = StructuredOutput(
-        tool_call=(
-            ToolFunction("f", {"type": "object", "properties": {"x": {}}}),
-            ToolFunction("g"),
-        )
-    )
-    schema = structured_outputs(spec)["json"]
-    first, second = schema["anyOf"]
-    assert first["properties"]["name"] == {"const": "f"}
-    assert first["properties"]["arguments"]["properties"] == {"x": {}}
-    assert second["properties"]["arguments"] == {"type": "object"}
-    assert first["required"] == ["name", "arguments"]
+def test_a_keyword_the_backend_cannot_enforce_is_a_400_before_vllm_sees_it() -> None:
+    """vLLM's xgrammar backend failed such schemas inside the engine: a 500, and the engine
+    reported dead (issue 24)."""
+    for schema in ({"type": "array", "uniqueItems": True}, {"not": {"type": "integer"}}):
+        with pytest.raises(StructuredOutputError, match="cannot be enforced"):
+            structured_outputs(StructuredOutput(json_schema=schema))
+    lenient = GuidanceOptions(lenient=True)
+    spec = StructuredOutput(json_schema={"type": "array", "uniqueItems": True})
+    assert structured_outputs(spec, options=lenient)["grammar"]
 
 
-def test_a_constraint_after_reasoning_is_refused_clearly() -> None:
-    spec = StructuredOutput(regex="a", thinking=ThinkingPrefix("</think>"))
-    with pytest.raises(StructuredOutputError, match="reasoning"):
-        structured_outputs(spec)
+def test_special_tokens_of_the_model_are_matched_by_id() -> None:
+    shape = CallShape("<|call|>f", {"type": "object"}, "<|end|>")
+    spec = StructuredOutput(lazy_calls=LazyCalls(("<|call|>",), (shape,)))
+    grammar = structured_outputs(spec, special_markup({"<|call|>": 5, "<|end|>": 6}))["grammar"]
+    assert "TEXT <[5]>" in grammar
+    assert '"f" %json' in grammar
+    assert "<[6]>" in grammar

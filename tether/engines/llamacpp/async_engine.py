@@ -15,6 +15,7 @@ from collections import deque
 
 from tether.engine.config import EngineConfig
 from tether.engine.errors import EngineDeadError, EngineError
+from tether.engine.guidance import GuidanceOptions
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.llamacpp.core import EngineCore
@@ -107,7 +108,12 @@ class AsyncEngine:
         self._chat_template = runner.chat_template()
         self._sampling_defaults = sampling_defaults(runner.meta)
         self._core = EngineCore(
-            runner, cfg.ctx_size, cfg.batch_tokens, cfg.max_queue, cfg.prefill_chunk
+            runner,
+            cfg.ctx_size,
+            cfg.batch_tokens,
+            cfg.max_queue,
+            cfg.prefill_chunk,
+            GuidanceOptions(lenient=cfg.lenient_schemas),
         )
 
     async def start(self) -> None:
@@ -300,7 +306,7 @@ class AsyncEngine:
 
 
 def _grammar_running(core: EngineCore) -> bool:
-    return any(seq.grammar is not None for seq in core.scheduler.running)
+    return any(seq.constraint is not None for seq in core.scheduler.running)
 
 
 def _push_all(items: list[tuple[RequestStream, StepOutput]]) -> None:

@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import replace
 
+import llguidance
 import numpy as np
 
 from tether.engine.errors import (
@@ -15,6 +16,7 @@ from tether.engine.errors import (
     InvalidRequestError,
     StructuredOutputError,
 )
+from tether.engine.guidance import GuidanceOptions
 from tether.engine.request import (
     FinishReason,
     GenerationRequest,
@@ -23,18 +25,15 @@ from tether.engine.request import (
     TokenInfo,
     TopLogprob,
 )
-from tether.engine.structured import StructuredOutput
-from tether.engines.llamacpp import gbnf
 from tether.engines.llamacpp.detokenizer import Detokenizer
+from tether.engines.llamacpp.guide import Constraints, GuidanceVocab, Guide
 from tether.engines.llamacpp.runner import ModelRunner
-from tether.engines.llamacpp.sampler import Sampler, check_grammar, logsumexp, top_logprobs
+from tether.engines.llamacpp.sampler import Sampler, logsumexp, top_logprobs
 from tether.engines.llamacpp.scheduler import Chunk, Scheduler, SchedulerOutput
 from tether.engines.llamacpp.sequence import Sequence, SequenceStatus
 from tether.engines.llamacpp.slots import SlotManager
 
 log = logging.getLogger(__name__)
-
-_GRAMMAR_CACHE = 64  # compiled grammars remembered (each a few KB of text)
 
 
 class EngineCore:
@@ -48,6 +47,7 @@ class EngineCore:
         batch_tokens: int,
         max_queue: int,
         prefill_chunk: int | None = None,
+        guidance: GuidanceOptions | None = None,
     ) -> None:
         self.runner = runner
         self.vocab = runner.vocab
@@ -58,7 +58,7 @@ class EngineCore:
         )
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
         self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
-        self._grammars: dict[str, str] = {}  # spec key → GBNF, insertion-ordered: oldest first
+        self.constraints = Constraints(GuidanceVocab(self.vocab), guidance)
         # Requests that failed inside a step, for the caller to report; the engine goes on.
         self.failures: list[tuple[str, EngineError]] = []
         self.decode_timing = StepTiming()  # replaced, never mutated: safe to read anywhere
@@ -89,59 +89,57 @@ class EngineCore:
             )
 
     def new_sequences(self, request: GenerationRequest) -> list[Sequence]:
-        """Compile and check the grammar, then build a validated request's choices (safe off
-        the engine thread). Allocates nothing in C: each choice's sampler is built when it
-        first samples.
+        """Compile and check the constraint, then build a validated request's choices (safe
+        off the engine thread). Allocates nothing in C: each choice's sampler is built when
+        it first samples.
         """
         params = request.params
-        grammar = self._grammar(params.structured) if params.structured is not None else None
-        if grammar is None and params.structured is not None:
+        constraint = self._constraint(request)
+        if constraint is None and params.structured is not None:
             params = replace(params, structured=None)  # lazy calls it could not express
             request = replace(request, params=params)
         seed = params.seed if params.seed is not None else random.getrandbits(32)
         seqs = [
-            self._new_sequence(request, grammar, i, (seed + i) & 0xFFFFFFFF)
+            self._new_sequence(request, constraint, i, (seed + i) & 0xFFFFFFFF)
             for i in range(params.n)
         ]
         seqs[0].forks = seqs[1:]
         return seqs
 
-    def _grammar(self, spec: StructuredOutput) -> str | None:
-        """The spec's GBNF, parsed once by llama.cpp (and freed) so that a grammar it rejects
-        is a 400 before anything is queued. Compiled grammars are remembered: clients send
-        the same few again and again."""
-        key = spec.key()
-        known = self._grammars.get(key)
-        if known is not None:
-            return known
+    def _constraint(self, request: GenerationRequest) -> llguidance.LLMatcher | None:
+        """The request's compiled constraint; one the grammar compiler refuses is a 400
+        before anything is queued."""
+        spec = request.params.structured
+        if spec is None:
+            return None
         try:
-            text = gbnf.grammar(spec)
-            check_grammar(text, self.vocab.ptr)
+            return self.constraints.compile(spec)
         except StructuredOutputError:
             if spec.lazy_calls is None:
                 raise
             # Constraining calls the model opens on its own is a bonus of tool_choice auto:
-            # tools whose schemas a grammar cannot express still work, unconstrained.
-            log.warning("tool schemas not expressible as a grammar; calls are not constrained")
+            # tools whose schemas cannot be enforced still work, unconstrained.
+            log.warning("tool schemas cannot be enforced; calls are not constrained")
             return None
-        if len(self._grammars) >= _GRAMMAR_CACHE:
-            self._grammars.pop(next(iter(self._grammars)))
-        self._grammars[key] = text
-        return text
 
     def _new_sequence(
-        self, request: GenerationRequest, grammar: str | None, index: int, seed: int
+        self,
+        request: GenerationRequest,
+        constraint: llguidance.LLMatcher | None,
+        index: int,
+        seed: int,
     ) -> Sequence:
         params = request.params
         detok = Detokenizer(self.vocab.pieces_keeping(params.keep_special), params.stop)
         return Sequence(
-            request.request_id, index, request.prompt_token_ids, params, grammar, seed, detok
+            request.request_id, index, request.prompt_token_ids, params, constraint, seed, detok
         )
 
     def _sampler(self, seq: Sequence) -> Sampler:
         if seq.sampler is None:
             v = self.vocab
-            seq.sampler = Sampler(seq.params, seq.grammar, seq.seed, v.ptr, v.n_vocab, v.eog_ids)
+            guide = Guide(seq.constraint, v.n_vocab) if seq.constraint is not None else None
+            seq.sampler = Sampler(seq.params, guide, seq.seed, v.n_vocab, v.eog_ids)
         return seq.sampler
 
     def add(self, first_choice: Sequence) -> None:
@@ -204,34 +202,51 @@ class EngineCore:
         failed: set[str] = set()
         row_index = 0
         for chunk in plan.chunks:
-            if chunk.seq.prefilling:
+            seq = chunk.seq
+            prefilling = seq.prefilling
+            n_rows = len(chunk.tokens) if chunk.all_logits else int(chunk.sample)
+            rows = logits[row_index : row_index + n_rows]
+            row_index += n_rows
+            if prefilling:
                 self.prompt_tokens_computed += len(chunk.tokens)
-            chunk.seq.num_computed += len(chunk.tokens)
-            if chunk.all_logits:
-                rows = logits[row_index : row_index + len(chunk.tokens)]
-                row_index += len(chunk.tokens)
-                self._score_prompt(chunk, rows)
-                row = rows[-1]
-            elif chunk.sample:
-                row = logits[row_index]
-                row_index += 1
-            if not chunk.sample:
-                continue
-            if chunk.seq.request_id in failed:
-                continue  # its request failed earlier in this step
+                if chunk.all_logits:
+                    self._score_prompt(chunk, rows)
+            seq.num_computed += len(chunk.tokens)
+            if not n_rows or seq.request_id in failed:
+                continue  # a prompt chunk before the last, or its request failed this step
             try:
-                for seq in self._samplers_of(chunk):
-                    self._sample(seq, chunk, row)
-                    outputs.append(self._output(seq))
-                    if seq.finish_reason is not None:
-                        self.scheduler.finish(seq)
+                if prefilling:
+                    advancing = self._samplers_of(chunk)
+                    for choice in advancing:
+                        self._sample(choice, rows[-1], chunk.batch_index)
+                else:
+                    advancing = [seq]
+                    self._advance(seq, chunk, rows)
+                for choice in advancing:
+                    outputs.append(self._output(choice))
+                    if choice.finish_reason is not None:
+                        self.scheduler.finish(choice)
             except Exception as exc:  # one request's bug must not stop everyone's stream
-                log.exception("request %s failed while sampling", chunk.seq.request_id)
-                failed.add(chunk.seq.request_id)
-                self._fail(chunk.seq.request_id, exc)
+                log.exception("request %s failed while sampling", seq.request_id)
+                failed.add(seq.request_id)
+                self._fail(seq.request_id, exc)
         if failed:
             outputs = [out for out in outputs if out.request_id not in failed]
         return outputs
+
+    def _advance(self, seq: Sequence, chunk: Chunk, rows: np.ndarray) -> None:
+        """A decode chunk's rows: each gives the distribution of the position after its
+        token. Where that position holds a token the grammar forced, the token is emitted
+        with its logprob; past the end, the next token is sampled.  rows: [len, n_vocab]"""
+        for offset, row in enumerate(rows):
+            position = chunk.start_pos + offset + 1
+            if position < len(seq.tokens):
+                seq.pending -= 1
+                self._emit(seq, seq.tokens[position], row)
+            else:
+                self._sample(seq, row, chunk.batch_index)
+            if seq.finish_reason is not None:
+                return
 
     def _score_prompt(self, chunk: Chunk, rows: np.ndarray) -> None:
         """Each row is the distribution of the next position: the logprob of the prompt
@@ -253,22 +268,42 @@ class EngineCore:
             return [seq, *self.scheduler.start_forks(seq)]
         return [seq]
 
-    def _sample(self, seq: Sequence, chunk: Chunk, row: np.ndarray) -> None:
-        token = self._sampler(seq).sample(self.runner.ctx, chunk.batch_index, row)
+    def _sample(self, seq: Sequence, row: np.ndarray, batch_index: int) -> None:
+        sampler = self._sampler(seq)
+        if sampler.complete:  # the grammar ended on a forced token: nothing more may follow
+            seq.finish(FinishReason.STOP)
+            return
+        token = sampler.sample(self.runner.ctx, batch_index, row)
         if token is None:  # the grammar is complete and allows no further token
             seq.finish(FinishReason.STOP)
             return
         seq.tokens.append(token)
-        params = seq.params
-        if token in self.vocab.eog_ids and not params.ignore_eos:
+        if token in self.vocab.eog_ids and not seq.params.ignore_eos:
             seq.finish(FinishReason.STOP)
             return
+        self._emit(seq, token, row)
+        if seq.finish_reason is not None:
+            return
+        room = min(seq.params.max_tokens - seq.num_generated, self.ctx_per_seq - len(seq.tokens))
+        forced = sampler.forced[:room]
+        if forced:  # decoded next step without sampling; their rows give their logprobs
+            seq.tokens.extend(forced)
+            seq.pending = len(forced)
+        elif sampler.complete:
+            seq.finish(FinishReason.STOP)
+
+    def _emit(self, seq: Sequence, token: int, row: np.ndarray) -> None:
+        """Hand out one generated token (``row``: the distribution it was chosen from)."""
+        params = seq.params
         lse = logsumexp(row, self._scratch)
         seq.new_tokens.append(self._token_info(token, row, lse, params.logprobs))
         seq.new_text += seq.detokenizer.add_token(token)
         if seq.detokenizer.stopped:
             seq.finish(FinishReason.STOP)
-        elif seq.num_generated >= params.max_tokens or len(seq.tokens) >= self.ctx_per_seq:
+        elif (
+            seq.num_generated >= params.max_tokens
+            or seq.num_prompt + seq.num_generated >= self.ctx_per_seq
+        ):
             seq.finish(FinishReason.LENGTH)
 
     def _token_info(self, token: int, row: np.ndarray, lse: float, k: int | None) -> TokenInfo:

@@ -1,18 +1,16 @@
 """``Sampler``: one choice's sampling policy, run by llama.cpp's C sampler chain.
 
 The chain never copies the 262,144-float logits row into Python. Log-probabilities are read
-from a zero-copy numpy view of the same row. Grammar-constrained choices follow llama.cpp's
-``common_sampler``: sample unconstrained first, check that one token against the grammar,
-and only when it is rejected pay for applying the grammar to the whole vocabulary.
-
-llama.cpp throws a C++ exception (which ends the process: nothing catches it across the C
-API) when a grammar is told to accept a token it does not allow. So a token reaches
-``llama_sampler_accept`` on the grammar only after the grammar said yes to it; when it allows
-no token at all (it is complete and ``ignore_eos`` forbids the end token), ``sample`` returns
+from a zero-copy numpy view of the same row. Constrained choices (a ``Guide``: llguidance)
+follow llama.cpp's ``common_sampler``: sample unconstrained first, ask the grammar about that
+one token, and only when it is refused compute the grammar's mask over the whole vocabulary
+and sample again from what it allows. That is exact for greedy decoding and, with plain
+temperature sampling, the same distribution as masking first. When the grammar allows no
+token at all (it is complete and ``ignore_eos`` forbids the end token), ``sample`` returns
 ``None`` and the choice ends (issue 9).
 
-Every C object a ``Sampler`` owns is counted in ``live_samplers()`` until ``close()``, so a
-leak shows up as a number (``EngineStats.live_samplers``).
+Every C object a ``Sampler`` owns is counted in ``live_samplers()`` until ``close()``, and
+every grammar matcher too, so a leak shows up as a number (``EngineStats.live_samplers``).
 """
 
 from __future__ import annotations
@@ -26,10 +24,8 @@ import llama_cpp as llama
 import numpy as np
 import numpy.typing as npt
 
-from tether.engine.errors import StructuredOutputError
 from tether.engine.sampling_params import SamplingParams
-from tether.engine.structured import LazyCalls
-from tether.engines.llamacpp import gbnf
+from tether.engines.llamacpp.guide import Guide, live_matchers
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 # Outside this range a float32 sum of exps has lost precision (or overflowed).
@@ -47,20 +43,14 @@ def _count(delta: int) -> None:
 
 
 def live_samplers() -> int:
-    """How many llama.cpp samplers (chains and grammars) are allocated in this process."""
-    return _live
+    """How many llama.cpp sampler chains and grammar matchers are alive in this process."""
+    return _live + live_matchers()
 
 
 def grammars_ended() -> int:
-    """How many grammar-constrained choices have freed their grammar so far: each may have
-    left tens of MB free in its thread's C heap (``heap.HeapTrimmer``)."""
+    """How many constrained choices have ended so far: each may have left memory free in
+    its thread's C heap (``heap.HeapTrimmer``)."""
     return _grammars_ended
-
-
-def check_grammar(grammar: str, vocab: llama.llama_vocab_p) -> None:
-    """Raise ``StructuredOutputError`` unless llama.cpp parses ``grammar`` (allocates nothing
-    that outlives the call)."""
-    Sampler._free(Sampler._new_grammar(grammar, vocab))
 
 
 # Floats per pass of ``logsumexp``: 128 KB, so each chunk's exps are summed while they are
@@ -108,7 +98,8 @@ def top_logprobs(row: npt.NDArray[np.float32], lse: float, k: int) -> list[tuple
 
 
 class Sampler:
-    """Samples one choice's tokens with a llama.cpp sampler chain built from its params.
+    """Samples one choice's tokens with a llama.cpp sampler chain built from its params,
+    within what its ``Guide`` allows when it has one.
 
     Chain order (llama.cpp's default): logit bias → penalties → top-k → top-p → min-p →
     temperature → dist(seed); or greedy when ``temperature == 0``. The RNG is per choice,
@@ -118,27 +109,27 @@ class Sampler:
     def __init__(
         self,
         params: SamplingParams,
-        grammar: str | None,
+        guide: Guide | None,
         seed: int,
-        vocab: llama.llama_vocab_p,
         n_vocab: int,
         eog_ids: Iterable[int],
     ) -> None:
         self._n_vocab = n_vocab
         self._candidates: npt.NDArray[np.void] | None = None
+        self._scratch: npt.NDArray[np.float32] | None = None
         # Plain greedy is an argmax over the zero-copy row: ~40 µs instead of the ~0.5 ms
         # the C chain spends building a 262,144-entry candidate array per token.
-        self._argmax = params.greedy and not grammar and self._is_plain(params)
+        self._argmax = params.greedy and self._is_plain(params)
         self._banned = frozenset(eog_ids) if params.ignore_eos else frozenset()
-        self._grammar: llama.llama_sampler_p | None = None
+        self._eog = frozenset(eog_ids)
+        self._guide = guide
+        self._started = False
+        self.forced: list[int] = []  # tokens the grammar forces after the last one sampled
         self._chain: llama.llama_sampler_p | None = llama.llama_sampler_chain_init(
             llama.llama_sampler_chain_default_params()
         )
         _count(1)
         try:
-            if grammar:
-                lazy = params.structured.lazy_calls if params.structured is not None else None
-                self._grammar = self._new_grammar(grammar, vocab, lazy)
             self._add_bias(params, n_vocab, eog_ids)
             self._add_penalties(params, n_vocab)
             self._add_selection(params, seed)
@@ -202,28 +193,6 @@ class Sampler:
         self._add(llama.llama_sampler_init_dist(seed))
 
     @staticmethod
-    def _new_grammar(
-        grammar: str, vocab: llama.llama_vocab_p, lazy: LazyCalls | None = None
-    ) -> llama.llama_sampler_p:
-        """The grammar's sampler; with ``lazy``, one that lets everything through until the
-        model writes a trigger, then constrains from the trigger on (llama.cpp's lazy
-        grammar, as its server does for tool calls)."""
-        if lazy is None:
-            sampler: llama.llama_sampler_p = llama.llama_sampler_init_grammar(
-                vocab, grammar.encode(), b"root"
-            )
-        else:
-            patterns = [pattern.encode() for pattern in gbnf.trigger_patterns(lazy)]
-            array = (ctypes.c_char_p * len(patterns))(*patterns)
-            sampler = llama.llama_sampler_init_grammar_lazy_patterns(
-                vocab, grammar.encode(), b"root", array, len(patterns), None, 0
-            )
-        if not sampler:
-            raise StructuredOutputError("llama.cpp could not parse the grammar built for it")
-        _count(1)
-        return sampler
-
-    @staticmethod
     def _free(sampler: llama.llama_sampler_p) -> None:
         llama.llama_sampler_free(sampler)
         _count(-1)
@@ -233,72 +202,102 @@ class Sampler:
     ) -> int | None:
         """Sample the next token from the logits at ``batch_index`` (``row`` is that row).
 
-        ``None`` means the grammar allows no further token: the choice is complete.
+        ``None`` means the grammar allows no further token: the choice is complete. After a
+        token, ``forced`` holds the tokens the grammar forces next (already accepted).
         """
-        if self._argmax:
-            best = int(row.argmax())
-            if best not in self._banned:
-                return best
-            # ignore_eos and an end token won: the chain's logit bias rules it out.
-        if self._grammar is None:
+        guide = self._guide
+        if guide is None:
+            if self._argmax:
+                best = int(row.argmax())
+                if best not in self._banned:
+                    return best
+                # ignore_eos and an end token won: the chain's logit bias rules it out.
             return int(llama.llama_sampler_sample(self._chain, ctx, batch_index))
-        token: int | None = self._apply_chain(row, with_grammar=False)
-        if token is None or not self._grammar_accepts(token):
-            token = self._apply_chain(row, with_grammar=True)
-            if token is None or token in self._banned or not self._grammar_accepts(token):
+        if not self._started:
+            self._started = True
+            forced = guide.forced()
+            if forced:  # the grammar's first tokens are forced: nothing to sample
+                return self._accept(forced[0])
+        token = self._pick(row, None)
+        if token is None or token in self._banned or not guide.allows(token):
+            allowed = guide.allowed(self._banned)
+            if not allowed.any():
                 return None
-        llama.llama_sampler_accept(self._grammar, token)
+            token = self._pick(row, allowed)
+            if token is None or not allowed[token]:
+                return None
+        return self._accept(token)
+
+    def _pick(
+        self, row: npt.NDArray[np.float32], allowed: npt.NDArray[np.bool_] | None
+    ) -> int | None:
+        """The chain's choice over the row, among ``allowed`` tokens if given."""
+        if self._argmax:
+            if allowed is None:
+                return int(row.argmax())
+            scratch = self._scratch
+            if scratch is None:
+                scratch = self._scratch = np.empty(self._n_vocab, np.float32)
+            scratch.fill(-np.inf)
+            np.copyto(scratch, row, where=allowed)
+            return int(scratch.argmax())
+        return self._apply_chain(row, allowed)
+
+    def _accept(self, token: int) -> int:
+        """Tell the chain (penalties) and the grammar; collect the tokens forced next."""
         llama.llama_sampler_accept(self._chain, token)
+        self.forced = []
+        guide = self._guide
+        if guide is not None and token not in self._eog:
+            guide.accept([token])
+            if not guide.complete:
+                self.forced = guide.forced()
+                if self.forced:
+                    guide.accept(self.forced)
+                    for forced in self.forced:
+                        llama.llama_sampler_accept(self._chain, forced)
         return token
 
-    def _apply_chain(self, row: npt.NDArray[np.float32], with_grammar: bool) -> int | None:
-        """The chain's choice over the whole row, restricted to the grammar if asked;
-        ``None`` when the grammar leaves no token that may be sampled."""
+    @property
+    def complete(self) -> bool:
+        """The grammar is complete: the choice can only end."""
+        return self._guide is not None and self._guide.complete
+
+    def _apply_chain(
+        self, row: npt.NDArray[np.float32], allowed: npt.NDArray[np.bool_] | None
+    ) -> int | None:
+        """The chain's choice over the whole row, restricted to ``allowed`` tokens if given;
+        ``None`` when nothing may be sampled."""
         cands = self._candidates
         if cands is None:
             cands = self._candidates = np.zeros(self._n_vocab, _TOKEN_DATA)
         cands["id"] = np.arange(self._n_vocab, dtype=np.int32)
         cands["logit"] = row
         cands["p"] = 0.0
+        if allowed is not None:
+            logits = cands["logit"]
+            np.copyto(logits, -np.inf, where=~allowed)
+            cands["logit"] = logits
         arr = llama.llama_token_data_array(
             data=cands.ctypes.data_as(llama.llama_token_data_p),
             size=self._n_vocab,
             selected=-1,
             sorted=False,
         )
-        if with_grammar:
-            llama.llama_sampler_apply(self._grammar, ctypes.byref(arr))
-            if not self._any_allowed(cands["logit"]):
-                return None
         llama.llama_sampler_apply(self._chain, ctypes.byref(arr))
         if not 0 <= arr.selected < arr.size:
             return None
         # Samplers may move ``data`` to a sorted copy; read the winner through the array.
         return int(arr.data[arr.selected].id)
 
-    def _any_allowed(self, logits: npt.NDArray[np.float32]) -> bool:
-        """Whether a token the grammar allows is left once ``ignore_eos`` bans the end tokens."""
-        allowed = np.isfinite(logits)
-        for token in self._banned:
-            allowed[token] = False
-        return bool(allowed.any())
-
-    def _grammar_accepts(self, token: int) -> bool:
-        one = llama.llama_token_data(id=token, logit=1.0, p=0.0)
-        arr = llama.llama_token_data_array(
-            data=ctypes.pointer(one), size=1, selected=-1, sorted=False
-        )
-        llama.llama_sampler_apply(self._grammar, ctypes.byref(arr))
-        return bool(np.isfinite(arr.data[0].logit))
-
     def close(self) -> None:
         """Free the C objects (idempotent)."""
         if self._chain:
             self._free(self._chain)
             self._chain = None
-        if self._grammar:
-            self._free(self._grammar)
-            self._grammar = None
+        if self._guide is not None:
+            self._guide.close()
+            self._guide = None
             global _grammars_ended
             with _live_lock:
                 _grammars_ended += 1

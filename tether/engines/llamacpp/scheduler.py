@@ -20,7 +20,9 @@ class Chunk:
     """Consecutive tokens of one sequence in this step's batch.
 
     ``sample`` is set when the chunk ends where a token must be sampled (a decode token,
-    or the last chunk of a prompt); ``batch_index`` is filled in by the executor.
+    or the last chunk of a prompt); ``batch_index`` is filled in by the executor. A decode
+    chunk may carry tokens a grammar forced after the last sampled one: then every row is
+    asked for (``all_logits``), each giving the logprob of the token after it.
     """
 
     seq: Sequence
@@ -28,7 +30,7 @@ class Chunk:
     start_pos: int
     sample: bool
     batch_index: int = -1
-    all_logits: bool = False  # a prefill chunk whose every row is scored (prompt logprobs)
+    all_logits: bool = False  # every row: prompt logprobs, or a decode chunk's
 
 
 @dataclass(slots=True)
@@ -111,10 +113,21 @@ class Scheduler:
     def schedule(self) -> SchedulerOutput:
         out = SchedulerOutput()
         budget = self.batch_tokens
-        for seq in self.running:
-            if not seq.prefilling and seq.status is SequenceStatus.RUNNING:
-                out.chunks.append(Chunk(seq, [seq.tokens[-1]], len(seq.tokens) - 1, True))
-                budget -= 1
+        decoding = [
+            seq
+            for seq in self.running
+            if not seq.prefilling and seq.status is SequenceStatus.RUNNING
+        ]
+        for left, seq in enumerate(reversed(decoding)):
+            # The last sampled token, then any the grammar forced after it (their rows give
+            # their logprobs), as many as the budget has room for beyond one per stream.
+            start = seq.num_computed
+            n = max(1, min(len(seq.tokens) - start, budget - (len(decoding) - 1 - left)))
+            reaches_end = start + n == len(seq.tokens)
+            out.chunks.append(
+                Chunk(seq, seq.tokens[start : start + n], start, reaches_end, -1, True)
+            )
+            budget -= n
         if out.chunks:  # streams are decoding: bound the prompt work they wait for
             budget = min(budget, self.prefill_chunk)
         for seq in self.running:

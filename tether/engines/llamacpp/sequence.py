@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import time
 
+import llguidance
+
 from tether.engine.request import FinishReason, TokenInfo
 from tether.engine.sampling_params import SamplingParams
 from tether.engines.llamacpp.detokenizer import Detokenizer
@@ -30,7 +32,7 @@ class Sequence:
         index: int,
         prompt: list[int],
         params: SamplingParams,
-        grammar: str | None,
+        constraint: llguidance.LLMatcher | None,
         seed: int,
         detokenizer: Detokenizer,
     ) -> None:
@@ -39,7 +41,8 @@ class Sequence:
         self.tokens = list(prompt)
         self.num_prompt = len(prompt)
         self.params = params
-        self.grammar = grammar  # GBNF compiled from params.structured
+        # params.structured compiled: a matcher at its start state, copied by the sampler
+        self.constraint = constraint
         self.seed = seed
         self.sampler: Sampler | None = None
         self.detokenizer = detokenizer
@@ -47,6 +50,7 @@ class Sequence:
         self.slot = -1
         self.num_computed = 0
         self.num_cached = 0
+        self.pending = 0  # tokens at the end of ``tokens`` a grammar forced, not yet emitted
         self.finish_reason: FinishReason | None = None
         self.forks: list[Sequence] = []  # children that copy this prompt's KV (n > 1)
         self.arrived = time.monotonic()
@@ -60,7 +64,8 @@ class Sequence:
 
     @property
     def num_generated(self) -> int:
-        return len(self.tokens) - self.num_prompt
+        """Completion tokens emitted so far (forced tokens count once they are)."""
+        return len(self.tokens) - self.num_prompt - self.pending
 
     @property
     def prefilling(self) -> bool:

@@ -75,14 +75,15 @@ class Vocab:
         known = self._tokens.get(token_id)
         if known is None:
             known = self._tokens[token_id] = _Token(
-                piece=self._render(token_id, special=False),
-                text=self._render(token_id, special=True).decode(errors="replace"),
+                piece=self.render(token_id, special=False),
+                text=self.render(token_id, special=True).decode(errors="replace"),
                 special=bool(llama.llama_vocab_is_control(self.ptr, token_id))
                 or token_id in self.eog_ids,
             )
         return known
 
-    def _render(self, token_id: int, special: bool) -> bytes:
+    def render(self, token_id: int, special: bool) -> bytes:
+        """The token's bytes as llama.cpp writes them (``special``: control tokens too)."""
         buf = ctypes.create_string_buffer(64)
         n = llama.llama_token_to_piece(self.ptr, token_id, buf, 64, 0, special)
         if n < 0:

@@ -20,6 +20,7 @@ from tether.engine.errors import (
     InvalidRequestError,
     QueueFullError,
 )
+from tether.engine.guidance import GuidanceOptions, Markup, plain_markup, special_markup
 from tether.engine.request import EngineStats, GenerationRequest
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.vllm.config import VllmOptions
@@ -53,6 +54,8 @@ class VllmEngine:
         self._tokenizer: Any = None
         self._special_texts: frozenset[str] = frozenset()
         self._special: frozenset[int] = frozenset()
+        self._markup: Markup = plain_markup
+        self._guidance = GuidanceOptions(lenient=config.lenient_schemas)
         self._vocab_size = 0
         self._chat_template: str | None = None
         self._defaults = SamplingDefaults()
@@ -75,6 +78,15 @@ class VllmEngine:
         self._tokenizer = tokenizer
         self._special = frozenset(getattr(tokenizer, "all_special_ids", ()))
         self._special_texts = frozenset(getattr(tokenizer, "all_special_tokens", ()))
+        self._markup = special_markup(
+            dict(
+                zip(
+                    getattr(tokenizer, "all_special_tokens", ()),
+                    getattr(tokenizer, "all_special_ids", ()),
+                    strict=False,
+                )
+            )
+        )
         self._vocab_size = len(tokenizer)
         template = getattr(tokenizer, "chat_template", None)
         if isinstance(template, dict):
@@ -104,11 +116,10 @@ class VllmEngine:
         if opts.gpu_memory_utilization is not None:
             args["gpu_memory_utilization"] = opts.gpu_memory_utilization
         args.update(opts.engine_args)
-        # No free whitespace in constrained JSON: a small model loops on it (Tether's llama.cpp
-        # grammars allow one space between tokens for the same reason). vLLM sets this per
-        # engine, not per request.
+        # llguidance, as on the llama.cpp engine: Tether compiles every constraint into its
+        # grammar (no free whitespace in JSON: a small model loops on it).
         structured = {
-            "backend": "xgrammar",
+            "backend": "guidance",
             "disable_any_whitespace": True,
             **dict(args.get("structured_outputs_config") or {}),
         }
@@ -207,8 +218,8 @@ class VllmEngine:
             # vLLM keeps every special token's text or none: a format whose markers are
             # special tokens (gpt-oss, Kimi, DeepSeek) needs them; its parser consumes them.
             kwargs["skip_special_tokens"] = False
-        constraint = structured_outputs(params.structured) if params.structured else None
-        if constraint is not None:
+        if params.structured is not None:
+            constraint = structured_outputs(params.structured, self._markup, self._guidance)
             kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
         try:
             return VllmSamplingParams(output_kind=RequestOutputKind.DELTA, **kwargs)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping
 from typing import Any
 
-from tether.engine.errors import InvalidRequestError, StructuredOutputError
+from tether.engine.errors import InvalidRequestError
+from tether.engine.guidance import (
+    GuidanceOptions,
+    Markup,
+    check,
+    compile_grammar,
+    lark,
+    plain_markup,
+)
 from tether.engine.sampling_params import SamplingParams
-from tether.engine.structured import ANY_OBJECT, LazyCalls, StructuredOutput
+from tether.engine.structured import StructuredOutput
 
 
 def new_seed() -> int:
@@ -17,55 +24,17 @@ def new_seed() -> int:
     return random.getrandbits(31)
 
 
-def structured_outputs(spec: StructuredOutput) -> dict[str, Any] | None:
-    """The ``StructuredOutputsParams`` fields for ``spec`` (vLLM's structured-output
-    backend compiles them); None: nothing to constrain. A forced tool call is the JSON schema
-    of the call object that Tether's own parser reads: ``{"name": <a function>, "arguments":
-    {...}}``. Calls the model opens itself are a structural tag (free text until a trigger,
-    then a call's shape); vLLM's triggers match anywhere, so a format whose call must start
-    the answer (Llama 3's bare JSON) stays unconstrained there."""
-    if spec.thinking is not None:
-        raise StructuredOutputError(
-            "constraining a reasoning model's answer after its reasoning is not supported on "
-            "the vLLM engine (it needs vLLM's reasoning parser); leave response_format out"
-        )
-    if spec.json_schema is not None:
-        return {"json": dict(spec.json_schema)}
-    if spec.regex is not None:
-        return {"regex": spec.regex}
-    if spec.choice is not None:
-        return {"choice": list(spec.choice)}
-    if spec.lazy_calls is not None:
-        return _structural_tag(spec.lazy_calls)
-    assert spec.tool_call is not None
-    calls = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": function.name},
-                "arguments": dict(function.parameters or ANY_OBJECT),
-            },
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for function in spec.tool_call
-    ]
-    return {"json": calls[0] if len(calls) == 1 else {"anyOf": calls}}
-
-
-def _structural_tag(calls: LazyCalls) -> dict[str, Any] | None:
-    if calls.at_start:
-        return None
-    structures = [
-        {
-            "begin": shape.begin,
-            "schema": dict(shape.parameters) or dict(ANY_OBJECT),
-            "end": shape.end,
-        }
-        for shape in calls.shapes
-    ]
-    tag = {"type": "structural_tag", "structures": structures, "triggers": list(calls.triggers)}
-    return {"structural_tag": json.dumps(tag)}
+def structured_outputs(
+    spec: StructuredOutput, markup: Markup = plain_markup, options: GuidanceOptions | None = None
+) -> dict[str, Any]:
+    """The ``StructuredOutputsParams`` fields for ``spec``: the Lark grammar Tether's own
+    compiler writes (``tether.engine.guidance``), which vLLM's ``guidance`` backend runs, so
+    both engines accept, enforce and refuse the same constraints. It is checked here: what
+    llguidance refuses is the client's 400 before the request reaches vLLM."""
+    # Checked without the tokenizer (vLLM holds it), so special tokens are checked as text:
+    # their ids come from the tokenizer itself.
+    check(compile_grammar(spec, plain_markup, options), None, options)
+    return {"grammar": lark(spec, markup, options)}
 
 
 def sampling_kwargs(params: SamplingParams, seed: int, vocab_size: int) -> Mapping[str, Any]:

@@ -91,9 +91,12 @@ class VllmStream:
             return
         except EngineError:
             raise
-        except Exception as exc:  # vLLM's engine died (EngineDeadError and friends)
-            log.error("vLLM failed on request %s: %s", self._request.request_id, exc)
-            self._error = EngineDeadError(f"the vLLM engine failed: {exc}")
+        except Exception as exc:  # vLLM failed this request, or its engine died
+            log.error("vLLM failed on request %s: %r", self._request.request_id, exc)
+            if _engine_dead(self._engine.llm, exc):
+                self._error = EngineDeadError(f"the vLLM engine failed: {exc}")
+            else:  # one request failed; the engine serves the others on
+                self._error = EngineError(f"vLLM failed on this request: {exc}")
             return
         self._convert(output)
 
@@ -215,3 +218,11 @@ def _alternatives(entries: Any, k: int) -> tuple[TopLogprob, ...]:
         for token_id, entry in ranked
         if entry.rank is not None and entry.rank <= k
     )[:k]
+
+
+def _engine_dead(llm: Any, exc: BaseException) -> bool:
+    """Whether vLLM's engine is gone (its ``EngineDeadError``, or the client says it
+    errored), rather than one request failing inside it."""
+    if type(exc).__name__ == "EngineDeadError":
+        return True
+    return llm is None or bool(getattr(llm, "errored", False))
