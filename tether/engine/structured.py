@@ -1,9 +1,8 @@
 """``StructuredOutput``: what generated text must match, in terms any engine can translate.
 
-The API builds it from ``response_format`` and forced ``tool_choice``; the llama.cpp engine
-turns it into a GBNF grammar (``tether.engines.llamacpp.gbnf``), a vLLM engine would turn it
-into its structured-output parameters. An engine that cannot express a spec raises
-``StructuredOutputError`` (a 400), before any work starts.
+The API builds it from ``response_format`` and ``tool_choice``; ``tether.engine.guidance``
+compiles it into llguidance's grammar, which both engines run. What cannot be enforced
+raises ``StructuredOutputError`` (a 400), before any work starts.
 """
 
 from __future__ import annotations
@@ -54,8 +53,7 @@ class LazyCalls:
     """Free text until the model opens a call (one of ``triggers``, each the start of a
     shape's ``begin``; with ``at_start``, only as the first thing it writes), then one or more
     calls, each in one of ``shapes``, with only whitespace between them (issue 19: with
-    ``tool_choice: "auto"``, arguments that always parse). llama.cpp's lazy grammars and
-    vLLM's structural tags both express this."""
+    ``tool_choice: "auto"``, arguments that always parse): llguidance's lazy rules."""
 
     triggers: tuple[str, ...]
     shapes: tuple[CallShape, ...]

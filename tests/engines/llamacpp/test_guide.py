@@ -107,7 +107,8 @@ async def test_forced_tokens_are_decoded_without_sampling_and_carry_their_logpro
     assert set(person) == {"first_name", "last_name", "country"}
     assert out.text.startswith('{"first_name": "')
     assert '", "last_name": "' in out.text
-    assert "".join(token.text for token in tokens) == out.text  # streamed one by one
+    assert "".join(token.text for token in tokens) == out.text
+    assert all(len(step.tokens) <= 1 for step in out.outputs)  # streamed one by one
     assert out.last.completion_tokens == len(tokens)
     # `{"first_name": "` and `", "last_name": "` (and more) cost no sampling step of their
     # own: far fewer decode steps than tokens.

@@ -221,7 +221,7 @@ class EngineCore:
                         self._sample(choice, rows[-1], chunk.batch_index)
                 else:
                     advancing = [seq]
-                    self._advance(seq, chunk, rows)
+                    self._advance(seq, chunk, rows, outputs)
                 for choice in advancing:
                     outputs.append(self._output(choice))
                     if choice.finish_reason is not None:
@@ -234,15 +234,20 @@ class EngineCore:
             outputs = [out for out in outputs if out.request_id not in failed]
         return outputs
 
-    def _advance(self, seq: Sequence, chunk: Chunk, rows: np.ndarray) -> None:
+    def _advance(
+        self, seq: Sequence, chunk: Chunk, rows: np.ndarray, outputs: list[StepOutput]
+    ) -> None:
         """A decode chunk's rows: each gives the distribution of the position after its
         token. Where that position holds a token the grammar forced, the token is emitted
-        with its logprob; past the end, the next token is sampled.  rows: [len, n_vocab]"""
+        with its logprob, in an output of its own (streamed one by one, as if sampled); past
+        the end, the next token is sampled.  rows: [len, n_vocab]"""
         for offset, row in enumerate(rows):
             position = chunk.start_pos + offset + 1
             if position < len(seq.tokens):
                 seq.pending -= 1
                 self._emit(seq, seq.tokens[position], row)
+                if seq.finish_reason is None and seq.new_tokens:
+                    outputs.append(self._output(seq))
             else:
                 self._sample(seq, row, chunk.batch_index)
             if seq.finish_reason is not None:

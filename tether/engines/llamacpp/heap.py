@@ -1,6 +1,8 @@
 """``HeapTrimmer``: gives back to the OS the C heap that grammar-constrained choices freed.
 
-A grammar-constrained choice has llama.cpp apply its grammar to the whole vocabulary
+Measured with llama.cpp's grammar sampler, which Tether used until issue 24; with
+llguidance the trimmer still runs after constrained choices end, for whatever they left.
+A grammar-constrained choice had llama.cpp apply its grammar to the whole vocabulary
 (262,144 tokens for the default model) whenever the unconstrained pick is rejected: each
 time, hundreds of thousands of small C++ vectors and a few buffers of several MB, allocated
 and freed on the engine thread. An ``n = 4``, ``json_object`` request of 8 tokens takes RSS

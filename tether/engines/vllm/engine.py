@@ -19,6 +19,7 @@ from tether.engine.errors import (
     EngineError,
     InvalidRequestError,
     QueueFullError,
+    StructuredOutputError,
 )
 from tether.engine.guidance import GuidanceOptions, Markup, plain_markup, special_markup
 from tether.engine.request import EngineStats, GenerationRequest
@@ -219,8 +220,16 @@ class VllmEngine:
             # special tokens (gpt-oss, Kimi, DeepSeek) needs them; its parser consumes them.
             kwargs["skip_special_tokens"] = False
         if params.structured is not None:
-            constraint = structured_outputs(params.structured, self._markup, self._guidance)
-            kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
+            try:
+                constraint = structured_outputs(params.structured, self._markup, self._guidance)
+            except StructuredOutputError:
+                if params.structured.lazy_calls is None:
+                    raise
+                # As on llama.cpp: tools whose schemas cannot be enforced still work, their
+                # calls unconstrained (constraining them is a bonus of tool_choice auto).
+                log.warning("tool schemas cannot be enforced; calls are not constrained")
+            else:
+                kwargs["structured_outputs"] = StructuredOutputsParams(**constraint)
         try:
             return VllmSamplingParams(output_kind=RequestOutputKind.DELTA, **kwargs)
         except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError
