@@ -413,6 +413,7 @@ def test_bench_writes_a_result_file_and_a_chart(
         "prompt_tokens": 16,
         "max_tokens": 8,
         "extra_body": {},
+        "response_format": None,
     }
     assert doc["prompt"]["method"] == "probe"
     assert abs(doc["prompt"]["measured_tokens"] - 16) <= 2

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tether.argtypes import json_object
+from tether.bench import response_format
 from tether.bench.load import BenchSettings, sweep
 from tether.bench.load import __doc__ as load_doc
 from tether.client.api import ClientError
@@ -73,6 +74,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="JSON object merged into every request body",
     )
     p.add_argument(
+        "--response-format",
+        type=response_format.read,
+        metavar="FILE",
+        help="a JSON file (or the JSON itself) holding an OpenAI response_format object, sent "
+        "with every request: constrained decoding, each answer ending where its JSON does",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=Path("."),
@@ -85,8 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="RESULT_JSON",
         help="no load: chart these result files together into OUT/bench-chart.png",
     )
-    sub = p.add_subparsers(dest="bench_command", metavar="{compare}")
-    from tether.bench import compare
+    sub = p.add_subparsers(dest="bench_command", metavar="{compare,schemas}")
+    from tether.bench import compare, schemas, schemas_cli
     from tether.bench.compare import cli as compare_cli
 
     compare_cli.add_arguments(
@@ -97,6 +105,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         ),
         _levels,
+    )
+    schemas_cli.add_arguments(
+        sub.add_parser(
+            "schemas",
+            help="JSON-schema coverage: a sample of JSONSchemaBench as response formats",
+            description=(schemas.__doc__ or "").replace("``", ""),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
 
 
@@ -116,6 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
             name=args.name,
             extra_body=args.extra_body,
             rates=args.rate,
+            response_format=args.response_format,
         )
     except ValueError as exc:
         raise ClientError(str(exc)) from exc
@@ -129,6 +146,11 @@ def run_command(args: argparse.Namespace) -> None:
         from tether.bench.compare import cli as compare_cli
 
         compare_cli.run_command(args)
+        return
+    if getattr(args, "bench_command", None) == "schemas":
+        from tether.bench import schemas_cli
+
+        schemas_cli.run_command(args)
         return
     if args.chart:
         path = report.chart_files(args.chart, args.out)

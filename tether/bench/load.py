@@ -26,6 +26,15 @@ have finished, until ``--requests`` have been sent or ``--duration`` has passed.
 times come from a fixed seed, so two servers get the same traffic. Several rates
 (``--rate 0.5,1.2``) run one after the other.
 
+Constrained decoding (``--response-format FILE``, a JSON file holding an OpenAI
+``response_format`` object: ``bench.response_format``): every request carries it, and asks
+for neither ``ignore_eos`` nor ``min_tokens``: a constrained answer ends where its text is
+complete (with the end token banned, a complete grammar leaves nothing to sample), so the
+output lengths are the model's, at most ``--max-tokens``, and the table's tokens/s count
+what each server reports. Tether and vLLM read ``response_format`` on ``/v1/completions``;
+llama.cpp's ``llama-server`` reads it only on its chat endpoint, so give it its own field
+too (``--extra-body '{"json_schema": SCHEMA}'``; ``tether bench compare`` does).
+
 Traffic goes only to ``--url``. Metric definitions: ``bench/metrics.py``.
 """
 
@@ -66,6 +75,7 @@ class BenchSettings:
     name: str | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     rates: tuple[float, ...] = ()  # open loop: Poisson arrivals per second, instead of levels
+    response_format: dict[str, Any] | None = None  # sent with every request
 
     def __post_init__(self) -> None:
         if not self.concurrency or min(self.concurrency) < 1:
@@ -98,6 +108,8 @@ class BenchSettings:
             parts.append(f"--name {shlex.quote(self.name)}")
         if self.extra_body:
             parts.append(f"--extra-body {shlex.quote(json.dumps(self.extra_body))}")
+        if self.response_format is not None:
+            parts.append(f"--response-format {shlex.quote(json.dumps(self.response_format))}")
         return " ".join(parts)
 
     @property
@@ -110,17 +122,19 @@ class BenchSettings:
 
 
 def request_body(settings: BenchSettings, model: str, text: str) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "model": model,
         "prompt": text,
         "max_tokens": settings.max_tokens,
-        "min_tokens": settings.max_tokens,
-        "ignore_eos": True,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
-        **settings.extra_body,
     }
+    if settings.response_format is None:
+        body.update(min_tokens=settings.max_tokens, ignore_eos=True)
+    else:
+        body["response_format"] = settings.response_format
+    return {**body, **settings.extra_body}
 
 
 def _client(

@@ -54,6 +54,7 @@ def document(settings: BenchSettings, measured: dict[str, Any]) -> dict[str, Any
             "prompt_tokens": settings.prompt_tokens,
             "max_tokens": settings.max_tokens,
             "extra_body": settings.extra_body,
+            "response_format": settings.response_format,
         },
         "prompt": measured["prompt"],
         "results": measured["results"],
@@ -118,7 +119,7 @@ def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
     s = doc["settings"]
     table = Table(
         title=f"{doc['name']}: {doc['model']}, prompt {s['prompt_tokens']} tokens, "
-        f"output {s['max_tokens']} tokens",
+        f"output {s['max_tokens']} tokens" + _constraint(s),
     )
     columns = ["concurrency" if not s.get("rates") else "arrivals", "ok", "output tok/s", "req/s"]
     columns += ["TTFT ms p50/90/99", "ITL ms p50/90/99"]
@@ -137,6 +138,11 @@ def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
     for r in doc["results"]:
         for error in r["errors"]:
             console.print(f"{level_name(r)}: {error}", style="red", markup=False)
+
+
+def _constraint(settings: dict[str, Any]) -> str:
+    fmt = settings.get("response_format")
+    return f" at most, response_format {fmt['type']}" if fmt else ""
 
 
 def level_name(result: dict[str, Any]) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.engines.llamacpp.test_slots import FakeMemory
 from tether.engine.sampling_params import SamplingParams
+from tether.engines.llamacpp import scheduler as scheduler_module
 from tether.engines.llamacpp.detokenizer import Detokenizer
 from tether.engines.llamacpp.scheduler import Scheduler
 from tether.engines.llamacpp.sequence import Sequence
@@ -48,9 +51,12 @@ def test_a_prompt_arriving_while_others_decode_comes_in_bounded_chunks() -> None
     assert step(s) == {"a": 1, "b": 1}  # both decoding now
 
 
-def test_tokens_a_grammar_forced_go_into_the_next_step_with_every_row() -> None:
+def test_tokens_a_grammar_forced_go_into_the_next_steps_with_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Issue 24: forced tokens are decoded without sampling; each row gives the logprob of
-    the token after it, so the chunk asks for all of them."""
+    the token after it, so the chunk asks for all of them. At most ``FORCED_PER_STEP`` ride
+    along with the decode token, and never more than the step's budget allows."""
     s = Scheduler(SlotManager(FakeMemory(4), 4), 8, 8, 8)
     a, b = sequence("a", 4), sequence("b", 4)
     s.add(a)
@@ -58,9 +64,12 @@ def test_tokens_a_grammar_forced_go_into_the_next_step_with_every_row() -> None:
     assert step(s) == {"a": 4, "b": 4}
     a.tokens.extend([11, 12, 13, 14, 15, 16, 17])  # forced after its sampled token
     a.pending = 7
-    plan = s.schedule()
-    chunks = {chunk.seq.request_id: chunk for chunk in plan.chunks}
+    chunks = {chunk.seq.request_id: chunk for chunk in s.schedule().chunks}
+    assert chunks["a"].tokens == [7, 11][: 1 + scheduler_module.FORCED_PER_STEP]
+    assert chunks["a"].all_logits and not chunks["a"].sample  # the rest wait their turn
+
+    monkeypatch.setattr(scheduler_module, "FORCED_PER_STEP", 100)
+    chunks = {chunk.seq.request_id: chunk for chunk in s.schedule().chunks}
     # The budget of 8 keeps one token for "b": "a" gets its sampled token and 6 forced.
     assert chunks["a"].tokens == [7, 11, 12, 13, 14, 15, 16]
-    assert chunks["a"].all_logits and not chunks["a"].sample  # the last forced one waits
     assert chunks["b"].tokens == [7] and chunks["b"].sample

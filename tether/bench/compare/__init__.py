@@ -19,8 +19,14 @@ The loads, per server and round:
 Every request streams a completion of ``--prompt-tokens`` prompt tokens and exactly
 ``--max-tokens`` output tokens (``ignore_eos``, greedy), as ``tether bench`` does; no prompt
 shares a prefix with another, and each server's first load of a round sizes the prompt for
-the rest. The summary takes, for every metric, the median over rounds of each server's value
-and the median of the per-round ratios (Tether / llama-server), and checks the targets of
-issue 13. Writes ``compare.json`` (every run's full result and the
+the rest. With ``--response-format FILE`` (an OpenAI ``response_format`` object, as for
+``tether bench``) every request of both servers is constrained by it, so constrained decoding
+compares side by side; llama-server, whose ``/v1/completions`` reads no ``response_format``,
+gets the schema as its own ``json_schema`` field (``bench.response_format``). The answers
+then end where their JSON does, so output lengths vary.
+
+The summary takes, for every metric, the median over rounds of each server's value and the
+median of the per-round ratios (Tether / llama-server), and checks the targets of issue 13.
+Writes ``compare.json`` (every run's full result and the
 summary), ``compare.png`` and ``compare.md`` (the summary as a Markdown table) into ``--out``.
 """

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from tether.bench import response_format
 from tether.bench.compare.output import print_summary, write
 from tether.bench.compare.rounds import compare
 from tether.bench.compare.settings import CompareSettings
@@ -46,11 +47,22 @@ def add_arguments(p: argparse.ArgumentParser, levels: Callable[[str], tuple[int,
         help="where the built llama-server is kept (default: the user cache, or TETHER_CACHE_DIR)",
     )
     p.add_argument("--llama-server", type=Path, help="use this llama-server binary; build none")
+    p.add_argument(
+        "--response-format",
+        type=response_format.read,
+        metavar="FILE",
+        help="a JSON file holding an OpenAI response_format object: every request of both "
+        "servers is constrained by it (llama-server gets it as its json_schema field)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> None:
     if args.rounds < 1 or args.open_requests < 1 or not 0 < args.load <= 2:
         raise ClientError("--rounds and --open-requests must be positive, --load in (0, 2]")
+    try:
+        response_format.llama_server_fields(args.response_format)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from exc
     settings = CompareSettings(
         rounds=args.rounds,
         concurrency=args.concurrency,
@@ -65,6 +77,7 @@ def run_command(args: argparse.Namespace) -> None:
         out=args.out,
         cache=args.cache,
         llama_server_binary=args.llama_server,
+        response_format=args.response_format,
     )
     doc = compare(settings)
     print_summary(doc)

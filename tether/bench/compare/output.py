@@ -32,6 +32,11 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _constraint(settings: dict[str, Any]) -> str:
+    fmt = settings.get("response_format")
+    return f" at most (response_format {fmt['type']})" if fmt else ""
+
+
 def print_summary(doc: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -40,7 +45,7 @@ def print_summary(doc: dict[str, Any], console: Any = None) -> None:
     s = doc["settings"]
     table = Table(
         title=f"{LLAMA} vs {TETHER}: prompt {s['prompt_tokens']} tokens, output "
-        f"{s['max_tokens']} tokens, medians of {s['rounds']} interleaved rounds"
+        f"{s['max_tokens']} tokens{_constraint(s)}, medians of {s['rounds']} interleaved rounds"
     )
     for column in ("metric", LLAMA, TETHER, "ratio", "per round"):
         table.add_column(column, justify="left" if column == "metric" else "right")

@@ -15,6 +15,7 @@ from tether.bench.compare.servers import free_port, llama_argv, running, tether_
 from tether.bench.compare.settings import LLAMA, TETHER, CompareSettings
 from tether.bench.compare.summary import summarize
 from tether.bench.load import BenchSettings, sweep
+from tether.bench.response_format import llama_server_fields
 
 
 class ServerRun:
@@ -28,6 +29,8 @@ class ServerRun:
         self.results: list[dict[str, Any]] = []
         self.model = ""
         self.overhead: dict[str, Any] | None = None
+        # llama-server's /v1/completions ignores response_format: it gets its own field too.
+        self.extra_body = llama_server_fields(s.response_format) if name == LLAMA else {}
 
     def _sweep(self, **fields: Any) -> dict[str, Any]:
         """One load (one level); its result."""
@@ -37,6 +40,8 @@ class ServerRun:
             max_tokens=self.s.max_tokens,
             duration_s=3600,
             name=self.name,
+            response_format=self.s.response_format,
+            extra_body=self.extra_body,
             **fields,
         )
         measured = asyncio.run(
@@ -171,6 +176,7 @@ def _settings(s: CompareSettings, model: str, rate: float) -> dict[str, Any]:
         "slots": s.slots,
         "ctx_per_slot": s.ctx_per_slot,
         "batch": s.batch,
+        "response_format": s.response_format,
     }
 
 

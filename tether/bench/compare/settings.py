@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tether.bench import llama_server
 
@@ -28,6 +29,7 @@ class CompareSettings:
     out: Path = Path("bench-results/compare")
     cache: Path = field(default_factory=llama_server.default_cache)
     llama_server_binary: Path | None = None
+    response_format: dict[str, Any] | None = None  # constrained decoding, on both servers
 
     @property
     def n_threads(self) -> int:
