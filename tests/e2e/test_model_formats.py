@@ -37,7 +37,7 @@ FAMILIES: dict[str, tuple[str, list[str], str]] = {
     "glm45": ("GLM-4.6", ["<|user|>", "<|observation|>"], "glm45"),
     "llama3": ("meta-llama-Llama-3.3-70B-Instruct", ["<|eot_id|>", "<|eom_id|>"], "llama3_json"),
 }
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -203,6 +203,34 @@ def test_an_agent_loop_sends_the_call_back_with_content_null(
     message = answer.choices[0].message
     assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls")
     assert message.content or message.tool_calls
+
+
+def test_a_call_the_model_opens_gets_the_tools_types(oai: openai.OpenAI, family: Family) -> None:
+    # The history's calls wrote the days as a word; the tool wants an integer. Unconstrained,
+    # the small model copies the word; a call it opens is held to the schema (issue 19).
+    days = {"type": "integer", "minimum": 1, "maximum": 16}
+    parameters = {**WEATHER["function"]["parameters"], "required": ["city", "days"]}
+    parameters["properties"] = {**parameters["properties"], "days": days}
+    tool = {"type": "function", "function": {**WEATHER["function"], "parameters": parameters}}
+    history = [
+        {**turn, "tool_calls": [worded(call) for call in turn["tool_calls"]]}
+        if turn.get("tool_calls")
+        else turn
+        for turn in HISTORY
+    ]
+    body = {**family.body(history), "tools": [tool], "max_tokens": 100}  # one more parameter
+    response = oai.chat.completions.create(**body)
+
+    calls = response.choices[0].message.tool_calls or []
+    assert [call.function.name for call in calls] == ["get_weather"]
+    arguments = json.loads(calls[0].function.arguments)
+    assert isinstance(arguments["days"], int) and 1 <= arguments["days"] <= 16
+    assert isinstance(arguments["city"], str)
+
+
+def worded(call: dict[str, Any]) -> dict[str, Any]:
+    arguments = {**json.loads(call["function"]["arguments"]), "days": "three"}
+    return {**call, "function": {**call["function"], "arguments": json.dumps(arguments)}}
 
 
 @pytest.mark.skipif(not vllm_available(), reason="the vLLM engine is not built: `make vllm`")

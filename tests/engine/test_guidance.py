@@ -19,6 +19,7 @@ from tether.engine.guidance import (
     tool_call_schemas,
 )
 from tether.engine.structured import (
+    CallSection,
     CallShape,
     LazyCalls,
     StructuredOutput,
@@ -137,14 +138,14 @@ def test_a_forced_call_keeps_each_functions_refs_pointing_into_its_arguments() -
 
 
 def test_every_form_compiles_with_a_reasoning_prefix() -> None:
-    shape = CallShape('<tool_call>{"name": "f", "arguments": ', {"type": "object"}, "}</tool_call>")
-    bare = CallShape('{"name": "f", "parameters": ', {"type": "object"}, "}")
+    shape = CallShape(('{"name": "f", "arguments": ',), {"type": "object"}, ("}</tool_call>",))
+    bare = CallShape(('"name": "f", "parameters": ',), {"type": "object"}, ("}",))
     forms = [
         StructuredOutput(json_schema={"type": "object"}, thinking=ThinkingPrefix("</think>")),
         StructuredOutput(regex="yes|no", thinking=ThinkingPrefix("</think>", "<think>")),
         StructuredOutput(choice=("a", "b"), thinking=ThinkingPrefix("</think>")),
-        StructuredOutput(lazy_calls=LazyCalls(("<tool_call>",), (shape,))),
-        StructuredOutput(lazy_calls=LazyCalls(("{",), (bare,), at_start=True)),
+        StructuredOutput(lazy_calls=LazyCalls((CallSection("<tool_call>", (shape,)),))),
+        StructuredOutput(lazy_calls=LazyCalls((CallSection("{", (bare,)),), at_start=True)),
     ]
     for spec in forms:
         check(compile_grammar(spec))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
@@ -39,25 +39,97 @@ class ThinkingPrefix:
 
 
 @dataclass(frozen=True, slots=True)
+class Pattern:
+    """Text matching a regular expression, inside a format's markup (Kimi's call counter, a
+    newline that some templates of a family write and others do not)."""
+
+    regex: str
+
+
+Piece = str | Pattern
+"""A piece of a format's markup: a ``str`` is written as it is (its special tokens by id)."""
+Pieces = tuple[Piece, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedParameter:
+    """One parameter of a call written one tag per parameter: its name, its JSON schema
+    (with the ``$defs`` it refers to), whether it is required, and how its value is written:
+    ``text`` (bare text, read as a string: the tool's schema allows a string, or says
+    nothing) or else JSON matching ``schema``, or one of ``literals`` (Qwen3-Coder's template
+    writes Python's ``True`` / ``False`` / ``None``)."""
+
+    key: str
+    schema: Mapping[str, Any]
+    required: bool
+    text: bool
+    literals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedArguments:
+    """Arguments as one tag per parameter (Qwen3-Coder, GLM, MiniMax): for each parameter,
+    in the schema's order, ``key_open`` KEY ``key_close`` VALUE ``value_close``. The first
+    piece of ``value_close`` is the closing tag, which a text value never contains.
+    ``parameters`` None: any names, values as text (a tool that lists no properties)."""
+
+    key_open: Pieces
+    key_close: Pieces
+    value_close: Pieces
+    parameters: tuple[TaggedParameter, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BareKeyArguments:
+    """Arguments in a JSON-like notation whose keys are bare, in sorted order, and whose
+    strings sit between ``quote`` marks with nothing escaped; ``None`` is null (Gemma 4:
+    ``{city:<|"|>Paris<|"|>,days:3}``)."""
+
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallShape:
     """One way the model writes a call in its family's format: ``begin`` (the markup and the
-    function's name), the arguments as JSON matching ``parameters``, then ``end``."""
+    function's name), the arguments (JSON matching ``parameters``, or written as ``tagged``
+    or ``bare_keys`` say), ``end``."""
 
-    begin: str
+    begin: Pieces
     parameters: Mapping[str, Any]
-    end: str
+    end: Pieces = ()
+    tagged: TaggedArguments | None = None
+    bare_keys: BareKeyArguments | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSection:
+    """Where a format writes calls: ``trigger`` (the free text ends at its first occurrence),
+    ``opener``, then a call in one of ``shapes`` (with a ``separator``: one or more, separated
+    by it; None: exactly one), then ``closer``."""
+
+    trigger: str
+    shapes: tuple[CallShape, ...]
+    opener: Pieces = ()
+    separator: Pieces | None = None
+    closer: Pieces = ()
 
 
 @dataclass(frozen=True, slots=True)
 class LazyCalls:
-    """Free text until the model opens a call (one of ``triggers``, each the start of a
-    shape's ``begin``; with ``at_start``, only as the first thing it writes), then one or more
-    calls, each in one of ``shapes``, with only whitespace between them (issue 19: with
-    ``tool_choice: "auto"``, arguments that always parse): llguidance's lazy rules."""
+    """Free text until the model opens a call section (a ``trigger``; with ``at_start``, only
+    as the first thing it writes), which must then be whole calls of the section's shapes;
+    then free text again, where the next trigger opens the next section (issue 19: with
+    ``tool_choice: "auto"``, arguments that always parse): llguidance's lazy rules.
+    ``markers``: markup the free text may hold (the format's markers, the reasoning's), which
+    a vocabulary may have as special tokens (gpt-oss writes its whole answer in them)."""
 
-    triggers: tuple[str, ...]
-    shapes: tuple[CallShape, ...]
+    sections: tuple[CallSection, ...]
     at_start: bool = False
+    markers: tuple[str, ...] = ()
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(section.trigger for section in self.sections))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +164,8 @@ class StructuredOutput:
         if self.choice is not None and not self.choice:
             raise ValueError("choice needs at least one string")
         lazy = self.lazy_calls
-        if lazy is not None and not (lazy.shapes and lazy.triggers):
-            raise ValueError("lazy_calls needs a shape and a trigger")
+        if lazy is not None and not (lazy.sections and all(s.shapes for s in lazy.sections)):
+            raise ValueError("lazy_calls needs a section, each with a shape")
 
     @classmethod
     def json_object(cls) -> StructuredOutput:
@@ -107,13 +179,7 @@ class StructuredOutput:
                 "regex": self.regex,
                 "choice": self.choice,
                 "tool_call": [[f.name, f.parameters] for f in self.tool_call or ()],
-                "lazy_calls": None
-                if self.lazy_calls is None
-                else [
-                    self.lazy_calls.triggers,
-                    self.lazy_calls.at_start,
-                    [[s.begin, s.parameters, s.end] for s in self.lazy_calls.shapes],
-                ],
+                "lazy_calls": None if self.lazy_calls is None else asdict(self.lazy_calls),
                 "thinking": None
                 if self.thinking is None
                 else [self.thinking.start, self.thinking.end],

@@ -384,9 +384,10 @@ async def test_auto_tool_call_non_streaming(engine: FakeEngine, client: httpx.As
     spec = engine.requests[0].params.structured
     assert spec is not None and spec.lazy_calls is not None
     assert spec.lazy_calls.triggers == ("<tool_call>",)
-    [shape] = spec.lazy_calls.shapes
-    assert shape.begin == '<tool_call>{"name": "get_weather", "arguments": '
-    assert (shape.parameters, shape.end) == (parameters, "}</tool_call>")
+    [section] = spec.lazy_calls.sections
+    [shape] = section.shapes
+    assert shape.begin == ('{"name": "get_weather", "arguments": ',)
+    assert (shape.parameters, shape.end) == (parameters, ("}</tool_call>",))
 
 
 async def test_auto_tools_with_a_response_format_keep_the_response_format(

@@ -189,6 +189,11 @@ async def test_a_tool_call_after_reasoning_is_a_tool_call(
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["reasoning"] == "Weather needed."
+    # The call is constrained wherever it opens; the reasoning's markers are free text (a
+    # vocabulary may have them as special tokens).
+    spec = engine.requests[-1].params.structured
+    assert spec is not None and spec.lazy_calls is not None and spec.thinking is None
+    assert {"<think>", "</think>"} <= set(spec.lazy_calls.markers)
 
 
 async def test_a_constraint_applies_to_the_answer_after_the_reasoning(

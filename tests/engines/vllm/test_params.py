@@ -8,6 +8,7 @@ from tether.engine.errors import InvalidRequestError, StructuredOutputError
 from tether.engine.guidance import GuidanceOptions, lark, special_markup
 from tether.engine.sampling_params import SamplingParams
 from tether.engine.structured import (
+    CallSection,
     CallShape,
     LazyCalls,
     StructuredOutput,
@@ -90,8 +91,8 @@ def test_a_keyword_the_backend_cannot_enforce_is_a_400_before_vllm_sees_it() -> 
 
 
 def test_special_tokens_of_the_model_are_matched_by_id() -> None:
-    shape = CallShape("<|call|>f", {"type": "object"}, "<|end|>")
-    spec = StructuredOutput(lazy_calls=LazyCalls(("<|call|>",), (shape,)))
+    shape = CallShape(("f",), {"type": "object"}, ("<|end|>",))
+    spec = StructuredOutput(lazy_calls=LazyCalls((CallSection("<|call|>", (shape,)),)))
     grammar = structured_outputs(spec, special_markup({"<|call|>": 5, "<|end|>": 6}))["grammar"]
     assert "TEXT <[5]>" in grammar
     assert '"f" %json' in grammar

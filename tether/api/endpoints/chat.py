@@ -95,8 +95,14 @@ def _constraint(plan: ToolPlan, fmt: requests.ResponseFormat | None) -> Constrai
 
 
 def _after_reasoning(constraint: Constraint, reasoning: Reasoning) -> Constraint:
-    """A reasoning model's constraint applies to its answer; its reasoning stays free."""
+    """A reasoning model's constraint applies to its answer; its reasoning stays free. Calls
+    the model opens are constrained wherever they open (a call may end reasoning), and the
+    reasoning's markers are part of the free text."""
     markers = reasoning.markers
+    lazy = constraint.spec.lazy_calls
+    if lazy is not None:
+        more = replace(lazy, markers=(*lazy.markers, markers.start, markers.end))
+        return Constraint(replace(constraint.spec, lazy_calls=more), constraint.field)
     prefix = ThinkingPrefix(markers.end, None if reasoning.opened else markers.start)
     return Constraint(replace(constraint.spec, thinking=prefix), constraint.field)
 
@@ -110,8 +116,7 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
         prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
-        lazy = constraint is not None and constraint.spec.lazy_calls is not None
-        if constraint is not None and prompt.reasoning is not None and not lazy:
+        if constraint is not None and prompt.reasoning is not None:
             constraint = _after_reasoning(constraint, prompt.reasoning)
         return Prompt(prompt.text, prompt.ids, constraint, plan, prompt.reasoning)
 

@@ -9,8 +9,8 @@ output is constrained to exactly ``{"name": ..., "arguments": {...}}``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Literal, Protocol
 
 from tether.api.wire import objects, requests
 from tether.chat.call_ids import CallIds
@@ -19,8 +19,9 @@ from tether.chat.output import ChoiceReader
 from tether.chat.reasoning import Reasoning
 from tether.chat.tool_parsers import make_parser, parser_class
 from tether.chat.tool_parsers.base import ParsedCall
+from tether.engine import structured
 from tether.engine.errors import InvalidRequestError
-from tether.engine.structured import CallShape, LazyCalls, StructuredOutput, ToolFunction
+from tether.engine.structured import LazyCalls, StructuredOutput, ToolFunction
 
 ToolMode = Literal["none", "auto", "forced"]
 
@@ -62,7 +63,7 @@ class ToolPlan:
             return cls.none(always, call_ids)
         functions = tuple(tool.to_chat() for tool in tools)
         if choice is None or choice == "auto":
-            return cls("auto", functions, _opened_calls(family, functions), family, call_ids)
+            return cls("auto", functions, opened_calls(family, functions), family, call_ids)
         forced = None if choice == "required" else choice.function.name
         callable_ = tuple(
             ToolFunction(function.name, function.parameters)
@@ -91,15 +92,40 @@ class ToolPlan:
         return ChoiceReader(reasoning, make_parser(self.parser, tools))
 
 
-def _opened_calls(family: str, functions: tuple[Function, ...]) -> StructuredOutput | None:
+def opened_calls(family: str, functions: tuple[Function, ...]) -> StructuredOutput | None:
     """With ``tool_choice: "auto"``, once the model opens a call in its format, the rest of
     the call must be its arguments for that tool's schema, so they always parse (issue 19);
-    until then it writes freely. Formats whose calls are not JSON are not constrained."""
-    found = parser_class(family).call_format(functions)
+    until then it writes freely. A format with no ``call_format`` is not constrained."""
+    parser = parser_class(family)
+    found = parser.call_format(functions)
     if found is None:
         return None
-    shapes = tuple(CallShape(begin, schema, end) for begin, schema, end in found.shapes)
-    return StructuredOutput(lazy_calls=LazyCalls(found.triggers, shapes, found.at_start))
+    sections = _to_engine(found.sections)
+    return StructuredOutput(lazy_calls=LazyCalls(sections, found.at_start, parser.markers))
+
+
+# The chat layer's call-format types and the engine's, which mirror them field for field.
+_ENGINE_TYPES = {
+    kind.__name__: kind
+    for kind in (
+        structured.Pattern,
+        structured.BareKeyArguments,
+        structured.TaggedParameter,
+        structured.TaggedArguments,
+        structured.CallShape,
+        structured.CallSection,
+    )
+}
+
+
+def _to_engine(value: Any) -> Any:
+    """A chat call-format value as the engine's type of the same name."""
+    if is_dataclass(value) and not isinstance(value, type):
+        kind = _ENGINE_TYPES[type(value).__name__]
+        return kind(**{f.name: _to_engine(getattr(value, f.name)) for f in fields(value)})
+    if isinstance(value, tuple):
+        return tuple(_to_engine(item) for item in value)
+    return value
 
 
 class ToolFormat(Protocol):

@@ -63,14 +63,81 @@ class ParsedCall:
     id: str | None = None
 
 
+# How a family writes its calls, for constraining the calls a model opens on its own (issue
+# 19, part 5). These mirror ``tether.engine.structured``'s types of the same names (the chat
+# layer does not import the engine's); ``tether.api.endpoints.tools`` hands them over.
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """Markup text matching a regular expression (a call counter, an optional newline)."""
+
+    regex: str
+
+
+Pieces = tuple["str | Pattern", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedParameter:
+    """A parameter written as its own tag: bare ``text`` (read as a string) or JSON of its
+    ``schema`` (or one of ``literals``, the template's spelling of true, false, null)."""
+
+    key: str
+    schema: Mapping[str, Any]
+    required: bool
+    text: bool
+    literals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedArguments:
+    """Per parameter, in the schema's order: ``key_open`` KEY ``key_close`` VALUE
+    ``value_close`` (whose first piece is the value's closing tag); ``parameters`` None:
+    any names, text values."""
+
+    key_open: Pieces
+    key_close: Pieces
+    value_close: Pieces
+    parameters: tuple[TaggedParameter, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BareKeyArguments:
+    """Arguments with bare keys (sorted) and strings between ``quote`` marks (Gemma 4)."""
+
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallShape:
+    """``begin`` (markup and the function's name), the arguments (JSON of ``parameters``,
+    or ``tagged``, or ``bare_keys``), ``end``."""
+
+    begin: Pieces
+    parameters: Mapping[str, Any]
+    end: Pieces = ()
+    tagged: TaggedArguments | None = None
+    bare_keys: BareKeyArguments | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSection:
+    """``trigger`` opens it; ``opener``, calls of ``shapes`` (one, or with a ``separator``
+    several), ``closer``."""
+
+    trigger: str
+    shapes: tuple[CallShape, ...]
+    opener: Pieces = ()
+    separator: Pieces | None = None
+    closer: Pieces = ()
+
+
 @dataclass(frozen=True, slots=True)
 class CallFormat:
-    """How a family opens and writes a call, for constraining calls the model opens on its
-    own: ``triggers`` open a call (``at_start``: only as the first text of the answer); each
-    shape is ``(begin, the function's parameters schema, end)`` around the arguments' JSON."""
+    """The sections a family writes calls in; ``at_start``: a call only opens the answer."""
 
-    triggers: tuple[str, ...]
-    shapes: tuple[tuple[str, Mapping[str, Any], str], ...]
+    sections: tuple[CallSection, ...]
     at_start: bool = False
 
 
@@ -154,8 +221,8 @@ class ToolParser(ABC):
 
     @classmethod
     def call_format(cls, tools: Sequence[Function]) -> CallFormat | None:
-        """The format's calls as text around JSON arguments, when it writes them that way
-        (the JSON families); None: calls are not constrained."""
+        """How the format writes calls of ``tools``, to constrain the calls the model opens;
+        None: they are not constrained."""
         return None
 
     def read(self, text: str) -> ReadChoice:

@@ -14,8 +14,18 @@ writes a single call without it).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser
+from tether.chat.messages import Function
+from tether.chat.tool_parsers.base import (
+    CallFormat,
+    CallSection,
+    CallShape,
+    ParsedCall,
+    Pattern,
+    Section,
+    SectionParser,
+)
 from tether.chat.tool_parsers.blocks import block_calls, text_call
 
 CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
@@ -35,6 +45,19 @@ class DeepSeekV3Parser(SectionParser):
     name = "deepseek_v3"
     sections = (Section(CALLS_BEGIN, CALLS_END),)
     markers = (CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, SEP)
+    # A call block around the function's name and its arguments' JSON.
+    layout: tuple[str, str, str] = (f"{CALL_BEGIN}function{SEP}", "\n```json\n", f"\n```{CALL_END}")
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        before, after, end = cls.layout
+        shapes = tuple(
+            CallShape((f"{before}{tool.name}{after}",), tool.parameters or {}, (end,))
+            for tool in tools
+        )
+        # The R1 templates put a newline between blocks, V3.1's none.
+        section = CallSection(CALLS_BEGIN, shapes, separator=(Pattern("\n?"),), closer=(CALLS_END,))
+        return CallFormat((section,))
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         return block_calls(body, CALL_BEGIN, CALL_END, self.parse_call)
@@ -53,6 +76,7 @@ class DeepSeekV31Parser(DeepSeekV3Parser):
     """``<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{…}<｜tool▁call▁end｜>`` blocks (V3.1)."""
 
     name = "deepseek_v31"
+    layout = (CALL_BEGIN, SEP, CALL_END)
 
     def parse_call(self, text: str) -> ParsedCall | None:
         name, sep, arguments = text.partition(SEP)

@@ -12,10 +12,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser, compact
+from tether.chat.messages import Function
+from tether.chat.tool_parsers.base import (
+    BareKeyArguments,
+    CallFormat,
+    CallSection,
+    CallShape,
+    ParsedCall,
+    Section,
+    SectionParser,
+    compact,
+)
 
 TOOL_CALL = Section("<|tool_call>", "<tool_call|>")
 TOOL_RESPONSE = Section("<|tool_response>")
@@ -139,6 +149,19 @@ class Gemma4Parser(SectionParser):
     sections: ClassVar[tuple[Section, ...]] = (TOOL_CALL, TOOL_RESPONSE)
     openers = (TOOL_CALL.opener,)
     markers = (TOOL_CALL.opener, TOOL_CALL.closer, STRING, TOOL_RESPONSE.opener)
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        shapes = tuple(
+            CallShape(
+                (f"call:{tool.name}",),
+                tool.parameters or {},
+                (),
+                bare_keys=BareKeyArguments(STRING),
+            )
+            for tool in tools
+        )
+        return CallFormat((CallSection(TOOL_CALL.opener, shapes, closer=(TOOL_CALL.closer,)),))
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         if section is TOOL_RESPONSE:

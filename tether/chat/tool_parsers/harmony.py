@@ -21,13 +21,21 @@ object is released as content, and a marker out of place is dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any, Literal
 
 from tether.chat.messages import Function
 from tether.chat.reasoning import Part, partial_suffix
-from tether.chat.tool_parsers.base import Event, ToolParser, compact, loads_object
+from tether.chat.tool_parsers.base import (
+    CallFormat,
+    CallSection,
+    CallShape,
+    Event,
+    ToolParser,
+    compact,
+    loads_object,
+)
 
 START, END, MESSAGE = "<|start|>", "<|end|>", "<|message|>"
 CHANNEL, CONSTRAIN = "<|channel|>", "<|constrain|>"
@@ -58,6 +66,26 @@ class HarmonyParser(ToolParser):
 
     name = "openai"
     openers = ("to=functions.",)
+    # What a call's header may hold after its recipient, up to the arguments: the channel
+    # (when the recipient came first, as the template writes it) and the content type.
+    call_headers = (
+        f"{CHANNEL}commentary json{MESSAGE}",
+        f"{CHANNEL}commentary {CONSTRAIN}json{MESSAGE}",
+        f"{CHANNEL}commentary{MESSAGE}",
+        f" {CONSTRAIN}json{MESSAGE}",
+        f" json{MESSAGE}",
+        MESSAGE,
+    )
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        shapes = tuple(
+            CallShape((f"{tool.name}{header}",), tool.parameters or {}, (CALL,))
+            for tool in tools
+            for header in cls.call_headers
+        )
+        return CallFormat((CallSection(cls.openers[0], shapes),))
+
     reasons = True  # the analysis channel is its reasoning, with tools or without
     markers = MARKERS
 

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from tether.chat.messages import Function
 from tether.chat.tool_parsers.base import (
     CallFormat,
+    CallSection,
+    CallShape,
     ParsedCall,
     Section,
     SectionParser,
@@ -82,7 +84,7 @@ class HermesParser(SectionParser):
 
     @classmethod
     def call_format(cls, tools: Sequence[Function]) -> CallFormat:
-        return _call_format(cls.layout, tools, ("<tool_call>",))
+        return _call_format(cls.layout, tools, "<tool_call>")
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         return json_calls(body, self.tools)
@@ -115,7 +117,7 @@ class Llama3JsonParser(SectionParser):
     @classmethod
     def call_format(cls, tools: Sequence[Function]) -> CallFormat:
         layout = ('{"name": ', ', "parameters": ', "}")
-        return _call_format(layout, tools, ("{",), at_start=True)
+        return _call_format(layout, tools, "{", at_start=True)
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         if section is BARE_JSON:
@@ -147,17 +149,19 @@ class Llama3JsonParser(SectionParser):
 def _call_format(
     layout: tuple[str, str, str],
     tools: Sequence[Function],
-    triggers: tuple[str, ...],
+    trigger: str,
     at_start: bool = False,
 ) -> CallFormat:
-    """Each tool's call as ``open name middle <arguments> close`` (``layout``)."""
+    """Each tool's call as ``open name middle <arguments> close`` (``layout``, whose
+    ``open`` starts with the ``trigger``), one call a section."""
     opening, middle, close = layout
+    opening = opening.removeprefix(trigger)
     shapes = tuple(
-        (
-            f"{opening}{json.dumps(tool.name, ensure_ascii=False)}{middle}",
+        CallShape(
+            (f"{opening}{json.dumps(tool.name, ensure_ascii=False)}{middle}",),
             dict(tool.parameters or {"type": "object"}),
-            close,
+            (close,),
         )
         for tool in tools
     )
-    return CallFormat(triggers, shapes, at_start)
+    return CallFormat((CallSection(trigger, shapes),), at_start)

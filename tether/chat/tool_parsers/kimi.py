@@ -11,8 +11,18 @@ singular (``<|tool_call_section_begin|>``), which vLLM's parser accepts too.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser
+from tether.chat.messages import Function
+from tether.chat.tool_parsers.base import (
+    CallFormat,
+    CallSection,
+    CallShape,
+    ParsedCall,
+    Pattern,
+    Section,
+    SectionParser,
+)
 from tether.chat.tool_parsers.blocks import block_calls, text_call
 
 SECTION = Section("<|tool_calls_section_begin|>", "<|tool_calls_section_end|>")
@@ -39,6 +49,23 @@ class KimiK2Parser(SectionParser):
         ARGUMENTS,
         CALL_END,
     )
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        shapes = tuple(
+            CallShape(
+                (f"{CALL_BEGIN}functions.{tool.name}:", Pattern("[0-9]{1,4}"), ARGUMENTS),
+                tool.parameters or {},
+                (CALL_END,),
+            )
+            for tool in tools
+        )
+        return CallFormat(
+            tuple(
+                CallSection(section.opener, shapes, separator=(), closer=(section.closer,))
+                for section in cls.sections
+            )
+        )
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         return block_calls(body, CALL_BEGIN, CALL_END, self._call)

@@ -15,10 +15,22 @@ A call's id is kept when it is one that Mistral's templates accept back in the n
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from tether.chat.tool_parsers.base import ParsedCall, Section, SectionParser, loads_json
+from tether.chat.messages import Function
+from tether.chat.tool_parsers.base import (
+    CallFormat,
+    CallSection,
+    CallShape,
+    ParsedCall,
+    Pattern,
+    Section,
+    SectionParser,
+    loads_json,
+)
 from tether.chat.tool_parsers.blocks import text_call, value_call
 
 TOOL_CALLS = "[TOOL_CALLS]"
@@ -38,6 +50,34 @@ class MistralParser(SectionParser):
     name = "mistral"
     sections = (Section(TOOL_CALLS),)
     markers = (TOOL_CALLS, CALL_ID, ARGS)
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        """Every variant the parser reads: the model's tokenizer version decides which one
+        it writes."""
+        nine = Pattern("[A-Za-z0-9]{9}")
+        named = tuple(
+            CallShape(begin, tool.parameters or {})
+            for tool in tools
+            for begin in (
+                (tool.name,),
+                (f"{tool.name}{ARGS}",),
+                (f"{tool.name}{CALL_ID}", nine, ARGS),
+            )
+        )
+        listed = tuple(
+            CallShape(
+                (f'{{"name": {json.dumps(tool.name)}, "arguments": ',), tool.parameters or {}, end
+            )
+            for tool in tools
+            for end in (("}",), (', "id": "', nine, '"}'))
+        )
+        return CallFormat(
+            (
+                CallSection(TOOL_CALLS, named),
+                CallSection(TOOL_CALLS, listed, ("[",), (", ",), ("]",)),
+            )
+        )
 
     def parse_section(self, section: Section, body: str) -> list[ParsedCall] | None:
         calls: list[ParsedCall] = []

@@ -24,14 +24,22 @@ whole section back into content, and a client runs the calls only once the turn 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from tether.chat.messages import Function
 from tether.chat.tool_parsers.base import (
+    CallFormat,
+    CallSection,
+    CallShape,
     ParsedCall,
+    Pattern,
+    Pieces,
     Section,
     SectionParser,
+    TaggedArguments,
+    TaggedParameter,
     compact,
     loads_json,
 )
@@ -89,6 +97,42 @@ def typed(text: str, schema: Any) -> Any:
         except ValueError:
             return text
     return value if any(fits(value, kind) for kind in types) else text
+
+
+NEWLINE = Pattern("\n?")
+
+
+def tagged_arguments(
+    tool: Function,
+    key_open: Pieces,
+    key_close: Pieces,
+    value_close: Pieces,
+    python_literals: bool = False,
+) -> TaggedArguments:
+    """How ``tool``'s arguments are written one tag per parameter, each value typed as
+    ``typed`` reads it: bare text where the schema allows a string (or says nothing), JSON
+    of the property's schema otherwise (``python_literals``: or ``True`` / ``False`` /
+    ``None``, as Qwen3-Coder's template writes them)."""
+    schema = tool.parameters or {}
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        return TaggedArguments(key_open, key_close, value_close, None)
+    required = set(schema.get("required") or ())
+    definitions = {key: schema[key] for key in ("$defs", "definitions") if key in schema}
+    parameters = []
+    for key, property_schema in properties.items():
+        types = schema_types(property_schema)
+        text = not types or "string" in types
+        literals: tuple[str, ...] = ()
+        if python_literals:
+            literals = tuple(
+                spelled
+                for spelled, value in PYTHON_LITERALS.items()
+                if any(fits(value, kind) for kind in types)
+            )
+        sub = {**property_schema, **definitions} if isinstance(property_schema, Mapping) else {}
+        parameters.append(TaggedParameter(key, sub, key in required, text, literals))
+    return TaggedArguments(key_open, key_close, value_close, tuple(parameters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +215,19 @@ class Qwen3CoderParser(XmlCallsParser):
         newlines=True,
     )
 
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        shapes = tuple(
+            CallShape(
+                (f"\n<function={tool.name}>\n",),
+                tool.parameters or {},
+                ("</function>\n",),
+                tagged_arguments(tool, ("<parameter=",), (">\n",), ("\n</parameter>", "\n"), True),
+            )
+            for tool in tools
+        )
+        return CallFormat((CallSection("<tool_call>", shapes, closer=("</tool_call>",)),))
+
 
 class Glm45Parser(XmlCallsParser):
     """GLM 4.5, 4.6 and 4.7: the name right after the opener, then key and value tags
@@ -199,6 +256,18 @@ class Glm45Parser(XmlCallsParser):
         ),
         closer=re.compile(""),  # the section's closer ends the call
     )
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        # GLM 4.5 and 4.6 write a newline after the name and each tag; 4.7 none.
+        layout = (("<arg_key>",), ("</arg_key>", NEWLINE, "<arg_value>"), ("</arg_value>", NEWLINE))
+        shapes = tuple(
+            CallShape(
+                (tool.name, NEWLINE), tool.parameters or {}, (), tagged_arguments(tool, *layout)
+            )
+            for tool in tools
+        )
+        return CallFormat((CallSection("<tool_call>", shapes, closer=("</tool_call>",)),))
 
 
 class MiniMaxM2Parser(XmlCallsParser):
@@ -233,3 +302,20 @@ class MiniMaxM2Parser(XmlCallsParser):
         closer=re.compile(r"</invoke>\s*"),
         several=True,
     )
+
+    @classmethod
+    def call_format(cls, tools: Sequence[Function]) -> CallFormat:
+        layout = (('<parameter name="',), ('">',), ("</parameter>", NEWLINE))
+        shapes = tuple(
+            CallShape(
+                (f'<invoke name="{tool.name}">', NEWLINE),
+                tool.parameters or {},
+                ("</invoke>", NEWLINE),
+                tagged_arguments(tool, *layout),
+            )
+            for tool in tools
+        )
+        section = CallSection(
+            "<minimax:tool_call>", shapes, (NEWLINE,), (), ("</minimax:tool_call>",)
+        )
+        return CallFormat((section,))
