@@ -110,6 +110,15 @@ def test_json_has_no_free_whitespace_and_integers_stay_exact() -> None:
     assert schema["additionalProperties"] is False  # listed properties: only those
 
 
+def test_properties_named_like_keywords_are_names() -> None:
+    named = {"properties": {"type": "integer"}, "type": {"type": "string"}}
+    text = lark(StructuredOutput(json_schema={"type": "object", "properties": named}))
+    schema = json.loads(text.split("%json ", 1)[1].splitlines()[0])
+    assert set(schema["properties"]) == {"properties", "type"}  # no keyword added to the map
+    assert schema["properties"]["properties"]["maximum"] == SAFE_INTEGER
+    assert schema["properties"]["type"] == {"type": "string"}
+
+
 def test_an_object_that_lists_no_properties_stays_open() -> None:
     text = lark(StructuredOutput.json_object())
     schema = json.loads(text.split("%json ", 1)[1].splitlines()[0])

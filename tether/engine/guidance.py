@@ -114,6 +114,16 @@ def compile_grammar(
     return llguidance.LLMatcher.grammar_from_lark(lark(spec, markup, options))
 
 
+def checked_lark(
+    spec: StructuredOutput, markup: Markup = plain_markup, options: GuidanceOptions | None = None
+) -> str:
+    """``lark(spec, ...)``, checked as ``check`` does, without a tokenizer (for an engine
+    that keeps its tokenizer to itself: vLLM)."""
+    text = lark(spec, markup, options)
+    check(llguidance.LLMatcher.grammar_from_lark(text), None, options)
+    return text
+
+
 def check(
     grammar: str,
     tokenizer: llguidance.LLTokenizer | None = None,
@@ -123,13 +133,20 @@ def check(
     a JSON Schema keyword it cannot enforce (unless ``options.lenient``: then it is only
     logged), a regex it cannot read, a grammar too large."""
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
-    problems = [_explain(message) for message in messages]
+    # Without the tokenizer, special tokens (``<[id]>``) cannot be checked: the engine that
+    # holds it resolves them.
+    problems = [
+        _explain(message)
+        for message in messages
+        if not (tokenizer is None and message.startswith(_NO_TOKENIZER))
+    ]
     if is_error or (problems and not (options and options.lenient)):
         raise StructuredOutputError("; ".join(problems) or "llguidance refused the grammar")
     for problem in problems:
         log.info("advisory (--lenient-schemas): %s", problem)
 
 
+_NO_TOKENIZER = "no tokenizer - can't validate <[...]>"
 _POSITION = re.compile(r"^at \d+\(\d+\): ")
 _COERCE = "Enable 'coerce_one_of' option to approximate oneOf with anyOf"
 _LENIENT_ONE_OF = (
@@ -435,24 +452,51 @@ class _BareKeys:
 SAFE_INTEGER = 2**53 - 1
 """The largest integer every JSON reader keeps exactly (RFC 7493, I-JSON)."""
 
-# Keywords whose values are data, not schemas: never rewritten.
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "x-guidance"})
+# Keywords whose values are schemas, maps of names to schemas, or lists of schemas; every
+# other keyword's value is data (``const``, ``enum``, ``default``, ``x-guidance`` …).
+_SCHEMA = frozenset(
+    {
+        "items",
+        "additionalItems",
+        "additionalProperties",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+        "contains",
+        "propertyNames",
+        "not",
+        "if",
+        "then",
+        "else",
+    }
+)
+_SCHEMA_MAPS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
+)
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems", "items"})
 _OTHER_PROPERTIES = frozenset(
     {"additionalProperties", "patternProperties", "unevaluatedProperties"}
 )
 
 
-def _tighten(node: Any) -> Any:
-    """``node`` narrowed to what a small model can finish, every output still valid against
+def _tighten(schema: Any) -> Any:
+    """``schema`` narrowed to what a small model can finish, every output still valid against
     the original: an ``integer`` with no bound on a side is bounded at ±``SAFE_INTEGER`` on
     that side (it would write digits until ``max_tokens``), and an object that lists its
     ``properties`` and says nothing of others gets only those (as llama.cpp's converter and
-    OpenAI's strict mode read it; it would invent keys until ``max_tokens``)."""
-    if isinstance(node, list):
-        return [_tighten(item) for item in node]
-    if not isinstance(node, Mapping):
-        return node
-    out = {key: value if key in _DATA_KEYWORDS else _tighten(value) for key, value in node.items()}
+    OpenAI's strict mode read it; it would invent keys until ``max_tokens``). Only the
+    schemas inside it are walked (a property named ``type`` is a name, not a keyword)."""
+    if not isinstance(schema, Mapping):
+        return schema  # true / false
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_tighten(item) for item in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {name: _tighten(item) for name, item in value.items()}
+        elif key in _SCHEMA:
+            out[key] = _tighten(value)
+        else:
+            out[key] = value
     if "properties" in out and not _OTHER_PROPERTIES.intersection(out):
         out["additionalProperties"] = False
     if out.get("type") == "integer":

@@ -136,3 +136,15 @@ async def test_a_constraint_whose_grammar_ends_ends_the_choice_at_once(
         assert choice.text in {'"France"', '"Japan"'}
         assert choice.last.finish_reason is FinishReason.STOP
     assert live_samplers() == before
+
+    # No step is spent on an end token: after the prompt's step, one decode step per token
+    # but the last, whose row would only have said "end".
+    steps = model_engine.stats().decode_steps.steps
+    [one] = await generate(
+        model_engine,
+        chat("Pick a country."),
+        max_tokens=32,
+        temperature=0,
+        structured=StructuredOutput(json_schema={"enum": ["France", "Japan"]}),
+    )
+    assert model_engine.stats().decode_steps.steps - steps == len(one.token_ids) - 1

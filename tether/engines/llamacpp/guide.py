@@ -32,25 +32,19 @@ import numpy.typing as npt
 from tether.engine.errors import EngineError, StructuredOutputError
 from tether.engine.guidance import GuidanceOptions, check, compile_grammar
 from tether.engine.structured import StructuredOutput
+from tether.engines.llamacpp.counters import Counter
 from tether.engines.llamacpp.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
 _CACHE = 64  # compiled constraints remembered: clients send the same few again and again
 
-_live_lock = threading.Lock()
-_live = 0
-
-
-def _count(delta: int) -> None:
-    global _live
-    with _live_lock:
-        _live += delta
+_live = Counter()
 
 
 def live_matchers() -> int:
     """How many choices' grammar matchers are alive in this process."""
-    return _live
+    return _live.value
 
 
 class GuidanceVocab:
@@ -166,7 +160,7 @@ class Guide:
 
     def __init__(self, start: llguidance.LLMatcher, n_vocab: int) -> None:
         self._matcher: llguidance.LLMatcher | None = start.deep_copy()
-        _count(1)
+        _live.add(1)
         self._n_vocab = n_vocab
         self._bits: npt.NDArray[np.int32] = np.zeros((1, (n_vocab + 31) // 32), np.int32)
 
@@ -207,4 +201,4 @@ class Guide:
         """Free the matcher (idempotent)."""
         if self._matcher is not None:
             self._matcher = None
-            _count(-1)
+            _live.add(-1)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import threading
 from collections.abc import Iterable
 
 import llama_cpp as llama
@@ -25,32 +24,26 @@ import numpy as np
 import numpy.typing as npt
 
 from tether.engine.sampling_params import SamplingParams
+from tether.engines.llamacpp.counters import Counter
 from tether.engines.llamacpp.guide import Guide, live_matchers
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 # Outside this range a float32 sum of exps has lost precision (or overflowed).
 _SUM_LOW, _SUM_HIGH = 1e-30, 1e30
 
-_live_lock = threading.Lock()
-_live = 0
-_grammars_ended = 0
-
-
-def _count(delta: int) -> None:
-    global _live
-    with _live_lock:
-        _live += delta
+_live = Counter()
+_grammars_ended = Counter()
 
 
 def live_samplers() -> int:
     """How many llama.cpp sampler chains and grammar matchers are alive in this process."""
-    return _live + live_matchers()
+    return _live.value + live_matchers()
 
 
 def grammars_ended() -> int:
     """How many constrained choices have ended so far: each may have left memory free in
     its thread's C heap (``heap.HeapTrimmer``)."""
-    return _grammars_ended
+    return _grammars_ended.value
 
 
 # Floats per pass of ``logsumexp``: 128 KB, so each chunk's exps are summed while they are
@@ -128,7 +121,7 @@ class Sampler:
         self._chain: llama.llama_sampler_p | None = llama.llama_sampler_chain_init(
             llama.llama_sampler_chain_default_params()
         )
-        _count(1)
+        _live.add(1)
         try:
             self._add_bias(params, n_vocab, eog_ids)
             self._add_penalties(params, n_vocab)
@@ -195,7 +188,7 @@ class Sampler:
     @staticmethod
     def _free(sampler: llama.llama_sampler_p) -> None:
         llama.llama_sampler_free(sampler)
-        _count(-1)
+        _live.add(-1)
 
     def sample(
         self, ctx: llama.llama_context_p, batch_index: int, row: npt.NDArray[np.float32]
@@ -298,6 +291,4 @@ class Sampler:
         if self._guide is not None:
             self._guide.close()
             self._guide = None
-            global _grammars_ended
-            with _live_lock:
-                _grammars_ended += 1
+            _grammars_ended.add(1)

@@ -10,9 +10,7 @@ from tether.engine.errors import InvalidRequestError
 from tether.engine.guidance import (
     GuidanceOptions,
     Markup,
-    check,
-    compile_grammar,
-    lark,
+    checked_lark,
     plain_markup,
 )
 from tether.engine.sampling_params import SamplingParams
@@ -31,10 +29,8 @@ def structured_outputs(
     compiler writes (``tether.engine.guidance``), which vLLM's ``guidance`` backend runs, so
     both engines accept, enforce and refuse the same constraints. It is checked here: what
     llguidance refuses is the client's 400 before the request reaches vLLM."""
-    # Checked without the tokenizer (vLLM holds it), so special tokens are checked as text:
-    # their ids come from the tokenizer itself.
-    check(compile_grammar(spec, plain_markup, options), None, options)
-    return {"grammar": lark(spec, markup, options)}
+    # Checked without the tokenizer (vLLM holds it): its special tokens' ids come from it.
+    return {"grammar": checked_lark(spec, markup, options)}
 
 
 def sampling_kwargs(params: SamplingParams, seed: int, vocab_size: int) -> Mapping[str, Any]:
