@@ -7,6 +7,7 @@ decoding and two earlier rounds in the history (question, call with ``content: n
 answer) that the template itself writes out in that format. The model copies the pattern for
 the third question, so each parse below reads the model's real output. The family's
 end-of-turn text is a stop string, since the embedded vocabulary lacks that family's end token.
+Calls the model opens are held to the tools' schemas (on vLLM too, for Qwen3-Coder's XML).
 Families whose markers the embedded vocabulary cannot spell (DeepSeek's ``▁``, harmony's
 special tokens) or that the small model does not copy (Mistral, Kimi, MiniMax) are checked
 by their templates' round trips in ``tests/chat/tool_parsers``.
@@ -206,8 +207,12 @@ def test_an_agent_loop_sends_the_call_back_with_content_null(
 
 
 def test_a_call_the_model_opens_gets_the_tools_types(oai: openai.OpenAI, family: Family) -> None:
-    # The history's calls wrote the days as a word; the tool wants an integer. Unconstrained,
-    # the small model copies the word; a call it opens is held to the schema (issue 19).
+    check_typed_call(oai, family)
+
+
+def check_typed_call(client: openai.OpenAI, family: Family) -> None:
+    """The history's calls wrote the days as a word; the tool wants an integer. Unconstrained,
+    the small model copies the word; a call it opens is held to the schema (issue 19)."""
     days = {"type": "integer", "minimum": 1, "maximum": 16}
     parameters = {**WEATHER["function"]["parameters"], "required": ["city", "days"]}
     parameters["properties"] = {**parameters["properties"], "days": days}
@@ -219,7 +224,7 @@ def test_a_call_the_model_opens_gets_the_tools_types(oai: openai.OpenAI, family:
         for turn in HISTORY
     ]
     body = {**family.body(history), "tools": [tool], "max_tokens": 100}  # one more parameter
-    response = oai.chat.completions.create(**body)
+    response = client.chat.completions.create(**body)
 
     calls = response.choices[0].message.tool_calls or []
     assert [call.function.name for call in calls] == ["get_weather"]
@@ -255,6 +260,16 @@ def test_the_vllm_engine_reads_the_same_format(tmp_path: Path) -> None:
         ("get_weather", ROME)
     ]
     assert json.loads(arguments) == ROME
+
+
+@pytest.mark.skipif(not vllm_available(), reason="the vLLM engine is not built: `make vllm`")
+def test_the_vllm_engine_holds_an_xml_call_to_the_tools_types(tmp_path: Path) -> None:
+    proc, server = start_family(tmp_path, "qwen3_coder", engine="vllm")
+    try:
+        with openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=300) as c:
+            check_typed_call(c, Family("qwen3_coder", server))
+    finally:
+        stop_server(proc)
 
 
 # Every family's template takes an agent's second turn, whatever the small model then says:
