@@ -10,7 +10,8 @@ makes such keywords advisory (llguidance's ``lenient``). Nothing is ignored sile
 
 Every form becomes one Lark grammar (llguidance's dialect): JSON through ``%json {schema}``,
 regexes as a lexeme, choices as literals, a forced call as the JSON of the call object, calls
-the model opens itself as a lazy trigger followed by the call's shape, and a reasoning model's
+the model opens itself as a lazy trigger followed by the call's section
+(``tether.engine.call_grammar``), and a reasoning model's
 free reasoning as text up to its end marker before any of them. JSON has no free whitespace
 (the small model loops on it): items are separated by ``", "`` and keys by ``": "``, as
 Python's ``json.dumps`` writes them. A schema is narrowed where a small model would otherwise
@@ -29,30 +30,30 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import llguidance
 
+from tether.engine.call_grammar import CallGrammar, Markup, is_text, slashes
 from tether.engine.errors import StructuredOutputError
-from tether.engine.structured import (
-    ANY_OBJECT,
-    CallSection,
-    CallShape,
-    LazyCalls,
-    Pattern,
-    Pieces,
-    StructuredOutput,
-    TaggedArguments,
-    ThinkingPrefix,
-    ToolFunction,
-)
+from tether.engine.structured import ANY_OBJECT, StructuredOutput, ThinkingPrefix, ToolFunction
+
+__all__ = [
+    "SAFE_INTEGER",
+    "GuidanceOptions",
+    "Markup",
+    "check",
+    "checked_lark",
+    "compile_grammar",
+    "lark",
+    "plain_markup",
+    "special_markup",
+    "tool_call_schemas",
+]
 
 log = logging.getLogger(__name__)
-
-Markup = Callable[[str], str]
-"""A literal of the model's markup as a Lark expression."""
 
 
 def plain_markup(text: str) -> str:
@@ -177,7 +178,6 @@ class _Lark:
         self._markup = markup
         self._json = options.json_options()
         self._rules: list[str] = []
-        self._text_rules: dict[str, str] = {}  # a closing tag → the rule of text up to it
 
     def grammar(self, spec: StructuredOutput) -> str:
         answer = self._answer(spec)
@@ -185,13 +185,13 @@ class _Lark:
             answer = self._thinking(spec.thinking, answer)
         return "\n".join([f"start: {answer}", *self._rules, "TEXT: /(.|\\n)*/"]) + "\n"
 
-    def _rule(self, name: str, body: str, lazy: bool = False) -> str:
+    def rule(self, name: str, body: str, lazy: bool = False) -> str:
         """Add ``name: body`` (``lazy``: it ends at the first place it can) and return
         ``name``."""
         self._rules.append(f"{name}{'[lazy]' if lazy else ''}: {body}")
         return name
 
-    def _schema(self, schema: Mapping[str, Any]) -> str:
+    def schema(self, schema: Mapping[str, Any]) -> str:
         if not isinstance(schema, Mapping):
             raise StructuredOutputError("a JSON schema must be an object")
         given = schema.get("x-guidance")
@@ -202,251 +202,29 @@ class _Lark:
 
     def _answer(self, spec: StructuredOutput) -> str:
         if spec.json_schema is not None:
-            return self._rule("answer", self._schema(spec.json_schema))
+            return self.rule("answer", self.schema(spec.json_schema))
         if spec.regex is not None:
-            return self._rule("answer", _regex_lexeme(spec.regex))
+            return self.rule("answer", _regex_lexeme(spec.regex))
         if spec.choice is not None:
-            return self._rule("answer", " | ".join(json.dumps(text) for text in spec.choice))
+            return self.rule("answer", " | ".join(json.dumps(text) for text in spec.choice))
         if spec.lazy_calls is not None:
-            return self._lazy_calls(spec.lazy_calls)
+            return CallGrammar(self).lazy_calls(spec.lazy_calls)
         assert spec.tool_call is not None  # StructuredOutput has exactly one form
-        calls = [self._schema(schema) for schema in tool_call_schemas(spec.tool_call)]
-        return self._rule("answer", " | ".join(calls))
+        calls = [self.schema(schema) for schema in tool_call_schemas(spec.tool_call)]
+        return self.rule("answer", " | ".join(calls))
 
-    def _lazy_calls(self, spec: LazyCalls) -> str:
-        """Free text in which a trigger opens a section of calls, constrained to the section's
-        shapes; then free text again (llguidance's lazy lexemes: the text ends at the
-        trigger's first occurrence; a special-token trigger needs none, since text never
-        contains one)."""
-        heads, triggers = [], []  # triggers: as Lark expressions
-        for index, trigger in enumerate(spec.triggers):
-            sections = [s for s in spec.sections if s.trigger == trigger]
-            body = self._rule(
-                f"call_{index}_body",
-                " | ".join(self._section(f"call_{index}_{n}", s) for n, s in enumerate(sections)),
-            )
-            opener = self._markup(trigger)
-            triggers.append(opener)
-            if spec.at_start:
-                head = self._rule(f"call_{index}_head", f"/[ \\t\\n]*/ {opener}")
-            else:
-                head = self._rule(f"call_{index}_head", f"TEXT {opener}", _is_text(opener))
-            heads.append(f"{head} {body}")
-        calls = " | ".join(heads)
-        # Free text is text and the markers that are special tokens (text never holds one);
-        # a trigger that is a special token may only open its section.
-        specials = [
-            expression
-            for marker in dict.fromkeys(spec.markers)
-            if _is_special(expression := self._markup(marker)) and expression not in triggers
-        ]
-        special = f"({' | '.join(specials)})" if specials else ""
-        if spec.at_start:
-            # The call must be the first thing written; anything else is free text.
-            starts = "|".join(re.escape(trigger) for trigger in spec.triggers)
-            free = self._rule("FREE", f"/(.|\\n)*/ & ~/[ \\t\\n]*({_slashes(starts)})(.|\\n)*/")
-            after = f"(TEXT {special})* TEXT" if special else "TEXT"
-            first = self._rule("calls", f"({calls})+ {after}")
-            rest = f" ({special} TEXT)*" if special else ""
-            return self._rule("answer", f"{first} | {free}{rest}")
-        pieces = f"{calls} | TEXT {special}" if special else calls
-        return self._rule("answer", f"({pieces})* TEXT")
-
-    def _section(self, name: str, section: CallSection) -> str:
-        call = self._rule(f"{name}_call", " | ".join(self._call(s) for s in section.shapes))
-        calls = call
-        if section.separator is not None:
-            calls = f"{call} ({self._pieces(section.separator)} {call})*"
-        return self._join(self._pieces(section.opener), calls, self._pieces(section.closer))
-
-    def _call(self, shape: CallShape) -> str:
-        if shape.tagged is not None:
-            arguments = self._tagged(shape.tagged)
-        elif shape.bare_keys is not None:
-            arguments = _BareKeys(self, shape.bare_keys.quote, shape.parameters).value()
-        else:
-            arguments = self._schema(shape.parameters or ANY_OBJECT)
-        return self._join(self._pieces(shape.begin), arguments, self._pieces(shape.end))
-
-    def _tagged(self, tagged: TaggedArguments) -> str:
-        """One tag per parameter, in the schema's order, the optional ones optional."""
-        key_open, key_close = self._pieces(tagged.key_open), self._pieces(tagged.key_close)
-        if tagged.parameters is None:
-            any_key = '/[^<>"\\n]+/'
-            value = self._text_value(tagged.value_close)
-            return f"({self._join(key_open, any_key, key_close, value)})*"
-        items = []
-        for parameter in tagged.parameters:
-            if parameter.text:
-                value = self._text_value(tagged.value_close, parameter.schema)
-            else:
-                options = [self._schema(parameter.schema)]
-                options += [json.dumps(literal) for literal in parameter.literals]
-                value = self._join(f"({' | '.join(options)})", self._pieces(tagged.value_close))
-            item = self._join(key_open, json.dumps(parameter.key), key_close, value)
-            items.append(item if parameter.required else f"({item})?")
-        return self._join(*items)
-
-    def _text_value(self, close: Pieces, schema: Mapping[str, Any] | None = None) -> str:
-        """A value written as bare text up to its closing tag (``close[0]``): one of the
-        schema's strings when it lists them, else any text without the closing tag."""
-        tag, rest = close[0], self._pieces(close[1:])
-        assert isinstance(tag, str) and tag, "a value's closing tag is markup"
-        strings = _listed_strings(schema)
-        if strings is not None:
-            listed = " | ".join(json.dumps(text) for text in strings)
-            return self._join(f"({listed})", self._markup(tag), rest)
-        closing = self._markup(tag)
-        name = self._text_rules.get(closing)
-        if name is None:
-            name = f"text_{len(self._text_rules)}"
-            self._text_rules[closing] = name
-            if "<[" not in closing:  # all text: the value ends at the tag's first occurrence
-                self._rule(name, f"TEXT {closing}", lazy=True)
-            elif (found := _LEADING_TEXT.fullmatch(closing)) is not None:
-                # Text, then special tokens: the value runs up to the text before the first
-                # one (text never holds a special token, so it cannot run past it).
-                before = _regex_text(json.loads(found["text"]))
-                self._rule(name, f"/(.|\\n)*{before}/ {found['rest']}")
-            else:
-                self._rule(name, f"TEXT {closing}")
-        return self._join(name, rest)
-
-    def _pieces(self, pieces: Pieces) -> str:
-        return self._join(
-            *(
-                f"/{_slashes(piece.regex)}/" if isinstance(piece, Pattern) else self._literal(piece)
-                for piece in pieces
-            )
-        )
-
-    @staticmethod
-    def _join(*parts: str) -> str:
-        return " ".join(part for part in parts if part)
-
-    def _literal(self, text: str) -> str:
-        return self._markup(text) if text else ""
+    def markup(self, text: str) -> str:
+        return self._markup(text)
 
     def _thinking(self, prefix: ThinkingPrefix, answer: str) -> str:
         """Reasoning text up to the first ``prefix.end``, at most four whitespace characters,
         then the answer; with ``prefix.start``, the reasoning is optional and opens with it."""
         end = self._markup(prefix.end)
-        reasoning = self._rule("reasoning", f"TEXT {end}", _is_text(end))
+        reasoning = self.rule("reasoning", f"TEXT {end}", is_text(end))
         block = f"{reasoning} /[ \\t\\n]{{0,4}}/"
         if prefix.start is not None:
             block = f"({self._markup(prefix.start)} /[ \\t\\n]*/ {block})?"
         return f"{block} {answer}"
-
-
-class _BareKeys:
-    """A schema as a grammar of ``BareKeyArguments``' notation: objects with their properties
-    in sorted order (the required ones required), arrays of the items' schema, strings between
-    quote marks (one of the listed ones, if the schema lists them), numbers as JSON within the
-    schema's bounds, ``true`` / ``false``, ``None``. A ``$ref`` into the schema's own
-    ``$defs`` is a rule of its own (so it may recurse); other string keywords are advisory."""
-
-    _NUMERIC = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
-
-    def __init__(self, grammar: _Lark, quote: str, root: Mapping[str, Any]) -> None:
-        self._grammar = grammar
-        self._quote = grammar._markup(quote)
-        self._string = grammar._text_value((quote,))
-        self._root = root
-        self._refs: dict[str, str] = {}
-        self._prefix = f"bare_{len(grammar._rules)}"
-
-    def value(self, schema: Any = None) -> str:
-        schema = self._root if schema is None else schema
-        if schema is True or schema == {}:
-            return self._any()
-        if not isinstance(schema, Mapping):
-            raise StructuredOutputError("a JSON schema must be an object")
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            return self._ref(ref)
-        listed = [schema["const"]] if "const" in schema else schema.get("enum")
-        if isinstance(listed, list) and listed:
-            return "(" + " | ".join(self._literal(item) for item in listed) + ")"
-        options = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
-        if options:
-            return "(" + " | ".join(self.value(option) for option in options) + ")"
-        kind = schema.get("type")
-        kinds = [kind] if isinstance(kind, str) else list(kind or [])
-        if not kinds:
-            return self._any()
-        return "(" + " | ".join(self._typed(name, schema) for name in kinds) + ")"
-
-    def _typed(self, kind: str, schema: Mapping[str, Any]) -> str:
-        if kind == "string":
-            return f"{self._quote} {self._string}"
-        if kind in ("integer", "number"):
-            numeric = {key: schema[key] for key in self._NUMERIC if key in schema}
-            return self._grammar._schema({**numeric, "type": kind})
-        if kind == "boolean":
-            return '"true" | "false"'
-        if kind == "null":
-            return '"None"'
-        if kind == "array":
-            item = self.value(schema.get("items", {}))
-            return f'"[" ({item} ("," {item})*)? "]"'
-        if kind == "object":
-            return self._object(schema)
-        raise StructuredOutputError(f"unknown JSON type {kind!r}")
-
-    def _object(self, schema: Mapping[str, Any]) -> str:
-        properties = schema.get("properties")
-        if not isinstance(properties, Mapping) or not properties:
-            return self._any_object()
-        required = set(schema.get("required") or ())
-        items = [
-            (f'{json.dumps(key)} ":" {self.value(sub)}', key in required)
-            for key, sub in sorted(properties.items())
-        ]
-        # The first item written has no comma before it, every later one has one; the
-        # optional ones may be left out.
-        head = ""
-        for index in reversed(range(len(items))):
-            item, needed = items[index]
-            tail = ""
-            for later, later_needed in items[index + 1 :]:
-                tail += f' "," {later}' if later_needed else f' ("," {later})?'
-            first = f"{item}{tail}"
-            head = first if needed else (f"({first} | {head})" if head else f"({first})?")
-        return f'"{{" {head} "}}"'
-
-    def _ref(self, ref: str) -> str:
-        name = self._refs.get(ref)
-        if name is None:
-            parts = ref.removeprefix("#/").split("/") if ref.startswith("#/") else None
-            target: Any = self._root
-            for part in parts or ["?"]:
-                target = target.get(part) if isinstance(target, Mapping) else None
-            if parts is None or target is None:
-                raise StructuredOutputError(f"$ref {ref!r} cannot be followed in this format")
-            name = self._refs[ref] = f"{self._prefix}_ref_{len(self._refs)}"
-            self._grammar._rule(name, self.value(target))
-        return name
-
-    def _literal(self, item: Any) -> str:
-        if isinstance(item, str):
-            return f"{self._quote} {json.dumps(item)} {self._quote}"
-        if item is None:
-            return '"None"'
-        return json.dumps(json.dumps(item))
-
-    def _any(self) -> str:
-        name = f"{self._prefix}_any"
-        if name not in self._refs.values():
-            self._refs["#any"] = name
-            number = self._grammar._schema({"type": "number"})
-            scalar = f'{self._quote} {self._string} | {number} | "true" | "false" | "None"'
-            array = f'"[" ({name} ("," {name})*)? "]"'
-            self._grammar._rule(name, f"{scalar} | {array} | {self._any_object()}")
-        return name
-
-    def _any_object(self) -> str:
-        pair = f'/[^:,{{}}\\[\\]<"]+/ ":" {self._any()}'
-        return f'"{{" ({pair} ("," {pair})*)? "}}"'
 
 
 SAFE_INTEGER = 2**53 - 1
@@ -507,38 +285,6 @@ def _tighten(schema: Any) -> Any:
     return out
 
 
-def _regex_text(text: str) -> str:
-    """A regex (between Lark's slashes) that matches ``text`` exactly."""
-    return "".join(
-        _slashes(re.escape(char)) if char.isprintable() else f"\\x{{{ord(char):x}}}"
-        for char in text
-    )
-
-
-_LEADING_TEXT = re.compile(r'(?P<text>"(?:[^"\\]|\\.)*") (?P<rest><\[.*)')
-
-
-def _is_special(expression: str) -> bool:
-    """Whether a markup expression is one special token."""
-    return re.fullmatch(r"<\[\d+\]>", expression) is not None
-
-
-def _listed_strings(schema: Mapping[str, Any] | None) -> list[str] | None:
-    """The strings a schema lists (``enum`` / ``const``), when it lists only strings."""
-    if not isinstance(schema, Mapping):
-        return None
-    listed = [schema["const"]] if "const" in schema else schema.get("enum")
-    if isinstance(listed, list) and listed and all(isinstance(item, str) for item in listed):
-        return listed
-    return None
-
-
-def _is_text(expression: str) -> bool:
-    """Whether a markup expression is text (a special token needs no lazy match: free text
-    never contains one)."""
-    return not expression.startswith("<[")
-
-
 def tool_call_schemas(functions: tuple[ToolFunction, ...]) -> list[dict[str, Any]]:
     r"""The JSON schema of each function's forced call: ``{"name": <the function>,
     "arguments": {...}}``, the arguments matching the function's schema (any object when it
@@ -576,16 +322,4 @@ def _nest_refs(node: Any, prefix: str) -> Any:
 def _regex_lexeme(pattern: str) -> str:
     """A regex (matched whole) as a Lark lexeme; llguidance reads Rust's regex syntax, which
     has no look-around or back-references: such a pattern is refused by ``check``."""
-    return f"/{_slashes(pattern)}/"
-
-
-def _slashes(pattern: str) -> str:
-    """``pattern`` with its unescaped ``/`` escaped, so it can sit between Lark's slashes."""
-    out, escaped = [], False
-    for char in pattern:
-        if char == "/" and not escaped:
-            out.append("\\/")
-        else:
-            out.append(char)
-        escaped = char == "\\" and not escaped
-    return "".join(out)
+    return f"/{slashes(pattern)}/"
