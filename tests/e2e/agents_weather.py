@@ -41,8 +41,9 @@ def main(base_url: str, model: str) -> None:
         tools=[get_weather],
         # The small base model would not choose a tool by itself, nor end a free answer: the
         # call is required (after it the SDK resets tool_choice to auto), and the final
-        # answer is structured, so its grammar ends it.
-        model_settings=ModelSettings(tool_choice="required", max_tokens=64),
+        # answer is structured, so its grammar ends it. Greedy, so that the run is the same
+        # every time (a sampled city name can run past max_tokens).
+        model_settings=ModelSettings(tool_choice="required", max_tokens=64, temperature=0),
         output_type=Report,
     )
     result = Runner.run_sync(agent, "What is the weather in Paris?", max_turns=3)
