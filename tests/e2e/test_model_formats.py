@@ -207,13 +207,17 @@ def test_an_agent_loop_sends_the_call_back_with_content_null(
 
 
 def test_a_call_the_model_opens_gets_the_tools_types(oai: openai.OpenAI, family: Family) -> None:
+    # Where the schema allows the word, the model copies it: the integer below is the
+    # constraint's doing, not the model's.
+    assert calls_for_days(oai, family, {"type": "string"})[0]["days"] == "three"
     check_typed_call(oai, family)
 
 
-def check_typed_call(client: openai.OpenAI, family: Family) -> None:
-    """The history's calls wrote the days as a word; the tool wants an integer. Unconstrained,
-    the small model copies the word; a call it opens is held to the schema (issue 19)."""
-    days = {"type": "integer", "minimum": 1, "maximum": 16}
+def calls_for_days(
+    client: openai.OpenAI, family: Family, days: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The arguments of the calls the model makes after a history whose calls wrote the days
+    as a word, with a tool whose ``days`` has the schema ``days``."""
     parameters = {**WEATHER["function"]["parameters"], "required": ["city", "days"]}
     parameters["properties"] = {**parameters["properties"], "days": days}
     tool = {"type": "function", "function": {**WEATHER["function"], "parameters": parameters}}
@@ -225,10 +229,15 @@ def check_typed_call(client: openai.OpenAI, family: Family) -> None:
     ]
     body = {**family.body(history), "tools": [tool], "max_tokens": 100}  # one more parameter
     response = client.chat.completions.create(**body)
-
     calls = response.choices[0].message.tool_calls or []
     assert [call.function.name for call in calls] == ["get_weather"]
-    arguments = json.loads(calls[0].function.arguments)
+    return [json.loads(call.function.arguments) for call in calls]
+
+
+def check_typed_call(client: openai.OpenAI, family: Family) -> None:
+    """The tool wants the days as an integer: a call the model opens is held to the schema,
+    though its history wrote a word (issue 19)."""
+    [arguments] = calls_for_days(client, family, {"type": "integer", "minimum": 1, "maximum": 16})
     assert isinstance(arguments["days"], int) and 1 <= arguments["days"] <= 16
     assert isinstance(arguments["city"], str)
 
