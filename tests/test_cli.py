@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import RunningServer, env_without_tether, free_port
 from tether.api.access_log import logfmt
-from tether.cli import SERVE_FLAGS, parser, serve_config
+from tether.cli import SERVE_ENV, parser, serve_config
 from tether.client.api import base_url, choice_text, model_cards, sse_data
 from tether.client.chat import ChatSession, run_chat
 from tether.config import DEFAULT_MODEL_ID, ServerConfig
@@ -89,8 +89,16 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         "TETHER_ENFORCE_EAGER": "1",
         "TETHER_ENGINE_ARGS": '{"kv_cache_dtype": "fp8"}',
         "TETHER_API_KEYS": "k1, k2",
+        "TETHER_MODELS_DIR": "/models",
+        "TETHER_MODELS_FILE": "/models/models.toml",
+        "TETHER_DEFAULT_MODEL": "small",
+        "TETHER_MAX_LOADED_MODELS": "2",
+        "TETHER_MODELS_MEMORY_GB": "12.5",
+        "TETHER_MODEL_TTL": "600",
+        "TETHER_ALIASES": "a=small, b=big",
+        "TETHER_LORAS": "tuned=/models/tuned.gguf@small",
     }
-    assert {flag.env for flag in SERVE_FLAGS} | {"TETHER_API_KEYS"} == set(env)
+    assert set(env) == SERVE_ENV
     config = serve_config(serve_args(), env)
     assert config == ServerConfig(
         host="0.0.0.0",
@@ -125,6 +133,14 @@ def test_every_serve_flag_has_a_tether_environment_variable() -> None:
         enforce_eager=True,
         engine_args={"kv_cache_dtype": "fp8"},
         api_keys=("k1", "k2"),
+        models_dir="/models",
+        models_file="/models/models.toml",
+        default_model="small",
+        max_loaded_models=2,
+        models_memory_gb=12.5,
+        model_ttl=600.0,
+        aliases=("a=small", "b=big"),
+        loras=("tuned=/models/tuned.gguf@small",),
     )
 
 

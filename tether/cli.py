@@ -63,8 +63,22 @@ def _bool(text: str) -> bool:
 SERVE_FLAGS = (
     Flag("host", str, f"address to bind (default {LOOPBACK}; see --api-key)"),
     Flag("port", int, "port to listen on (default 8000)"),
-    Flag("model", str, "path of a GGUF model file (default: the embedded Gemma 3 270M)"),
     Flag("model_id", str, f"the model name clients send (default {DEFAULT_MODEL_ID})"),
+    Flag("models_dir", str, "serve every .gguf in this folder, named by its file stem"),
+    Flag(
+        "models_file",
+        str,
+        "TOML file of models, each with its own settings (README.md: Several models)",
+    ),
+    Flag("default_model", str, "the model of requests that name none (default: the only one)"),
+    Flag("max_loaded_models", int, "models resident at once (default 0: no limit)"),
+    Flag(
+        "models_memory_gb",
+        float,
+        "memory the resident models may take, estimated from their GGUF and KV cache "
+        "(default 0: what the machine has available)",
+    ),
+    Flag("model_ttl", float, "unload a model idle this many seconds (default 0: never)"),
     Flag("ctx_size", int, "context of one sequence, prompt + completion (default 4096)"),
     Flag("max_seqs", int, "sequences decoded at once (default 64, at most 256)"),
     Flag("max_queue", int, "requests that may wait for a slot before 503 (default 256)"),
@@ -130,12 +144,35 @@ def _serve_parser(sub: Any) -> None:
             continue
         p.add_argument(flag.option, dest=flag.field, type=flag.kind, default=None, help=help)
     p.add_argument(
-        "--api-key",
-        dest="api_keys",
+        "--model",
+        dest="model",
         action="append",
         default=None,
-        help="require this Bearer key (repeatable) [TETHER_API_KEYS, comma-separated]",
+        help="a GGUF model file, or NAME=PATH (repeatable: several models, loaded on demand) "
+        "(default: the embedded Gemma 3 270M) [TETHER_MODEL]",
     )
+    for option, env, what in _REPEATED:
+        p.add_argument(
+            f"--{option}",
+            dest=_FIELDS[option],
+            action="append",
+            default=None,
+            help=f"{what} (repeatable) [{env}, comma-separated]",
+        )
+
+
+# Repeatable ``serve`` options: (option, environment variable, help); each is a tuple
+# field of ServerConfig (``--api-key`` fills ``api_keys``).
+_REPEATED = (
+    ("api-key", "TETHER_API_KEYS", "require this Bearer key"),
+    ("alias", "TETHER_ALIASES", "ALIAS=NAME: another name clients may send for model NAME"),
+    ("lora", "TETHER_LORAS", "NAME=PATH@BASE: a GGUF LoRA adapter on model BASE, as a model"),
+)
+_FIELDS = {"api-key": "api_keys", "alias": "aliases", "lora": "loras"}
+# Every environment variable ``serve`` reads.
+SERVE_ENV = frozenset(
+    {flag.env for flag in SERVE_FLAGS} | {env for _, env, _ in _REPEATED} | {"TETHER_MODEL"}
+)
 
 
 def serve_config(args: argparse.Namespace, environ: dict[str, str]) -> ServerConfig:
@@ -146,13 +183,36 @@ def serve_config(args: argparse.Namespace, environ: dict[str, str]) -> ServerCon
         if value is None and flag.env in environ:
             value = flag.kind(environ[flag.env])
         if value is not None:
-            values["model_path" if flag.field == "model" else flag.field] = value
-    keys = getattr(args, "api_keys", None)
-    if keys is None and environ.get("TETHER_API_KEYS"):
-        keys = [k.strip() for k in environ["TETHER_API_KEYS"].split(",") if k.strip()]
-    if keys:
-        values["api_keys"] = tuple(keys)
+            values[flag.field] = value
+    for option, env, _ in _REPEATED:
+        given = getattr(args, _FIELDS[option], None)
+        if given is None and environ.get(env):
+            given = [item.strip() for item in environ[env].split(",") if item.strip()]
+        if given:
+            values[_FIELDS[option]] = tuple(given)
+    models = getattr(args, "model", None)
+    if models is None and environ.get("TETHER_MODEL"):
+        models = [environ["TETHER_MODEL"]]
+    values.update(_model_entries(models or [], values.get("model_id", DEFAULT_MODEL_ID)))
     return ServerConfig(**values)
+
+
+def _model_entries(entries: list[str], model_id: str) -> dict[str, Any]:
+    """``--model PATH`` (one model, as always) or ``--model NAME=PATH`` entries. A path
+    among named entries is named by ``--model-id``."""
+    named = [entry for entry in entries if _is_named(entry)]
+    paths = [entry for entry in entries if not _is_named(entry)]
+    if len(paths) > 1:
+        raise ValueError("--model: give several models as NAME=PATH")
+    if not named:
+        return {"model_path": paths[0]} if paths else {}
+    return {"models": tuple(named) + tuple(f"{model_id}={path}" for path in paths)}
+
+
+def _is_named(entry: str) -> bool:
+    """``NAME=PATH``, not a path that happens to hold ``=``."""
+    name, eq, _ = entry.partition("=")
+    return bool(eq) and "/" not in name and not os.path.exists(entry)
 
 
 # -- chat, complete, models ------------------------------------------------------------
@@ -334,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         try:
             config = serve_config(args, dict(os.environ))
+            from tether.pool.spec import model_table
+
+            model_table(config)  # names, aliases, files: a usage error, before any load
         except (ValueError, argparse.ArgumentTypeError) as exc:
             cli.error(str(exc))
         logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)

@@ -83,6 +83,18 @@ class ServerConfig:
     enforce_eager: bool = False
     engine_args: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    # Several models (tether.pool): NAME=PATH entries, a folder of GGUFs, a TOML models
+    # file, ALIAS=NAME entries, NAME=PATH@BASE LoRA adapters, the model for requests that
+    # name none, and the bounds on what is resident (0: none).
+    models: tuple[str, ...] = ()
+    models_dir: str | None = None
+    models_file: str | None = None
+    aliases: tuple[str, ...] = ()
+    loras: tuple[str, ...] = ()
+    default_model: str | None = None
+    max_loaded_models: int = 0
+    models_memory_gb: float = 0.0
+    model_ttl: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -121,6 +133,11 @@ class ServerConfig:
         if self.engine == "vllm" and self.model_path is None:
             raise ValueError("engine vllm needs --model: a Hugging Face folder or hub id")
         self.vllm_options()  # vLLM's own checks
+        if self.max_loaded_models < 0 or self.models_memory_gb < 0 or self.model_ttl < 0:
+            raise ValueError(
+                "max_loaded_models, models_memory_gb and model_ttl must be non-negative "
+                "(0: no bound)"
+            )
 
     def chat_template_source(self) -> str | None:
         """The text of ``chat_template``; ``ValueError`` when it cannot be read."""

@@ -11,80 +11,80 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from tether.api.shutdown import Shutdown
 from tether.config import LOOPBACK, ServerConfig
-from tether.engine.base import Engine
+from tether.pool import memory
+from tether.pool.factory import EngineFactory
+from tether.pool.pool import Limits, ModelPool
+from tether.pool.spec import model_table
 
 log = logging.getLogger("tether")
 
 
-class ServedEngine(Engine, Protocol):
-    """An engine with a lifecycle: the server starts it before serving, stops it after."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def build_engine(config: ServerConfig) -> ServedEngine:
-    """The engine ``config`` names (imported only when chosen: vLLM is an optional extra)."""
-    if config.engine == "vllm":
-        from tether.engines.vllm.engine import VllmEngine
-
-        return VllmEngine(config.engine_config(), config.vllm_options())
-    from tether.engines.llamacpp.async_engine import AsyncEngine
-
-    return AsyncEngine(config.engine_config())
+def build_pool(config: ServerConfig) -> ModelPool:
+    """The models ``config`` names, none loaded yet (``ModelPool.start`` loads the pinned
+    ones: with one model served the pre-pool way, that one)."""
+    table = model_table(config)
+    limits = Limits(config.max_loaded_models, int(config.models_memory_gb * memory.GIB))
+    return ModelPool(table, EngineFactory(), limits)
 
 
 def build_app(config: ServerConfig) -> FastAPI:
-    """The app, with the engine's lifecycle as its lifespan and the access log around it."""
+    """The app, with the models' lifecycle as its lifespan and the access log around it."""
     from tether.api.access_log import AccessLogMiddleware
     from tether.api.app import create_app
 
-    engine = build_engine(config)
-    app = create_app(engine, config)
+    pool = build_pool(config)
+    app = create_app(pool, config)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        await engine.start()
         try:
-            # A model whose chat template does not compile fails here, not on a request.
-            template = config.chat_template_for(engine.chat_template)
-            log.info(
-                "model %s (%s, %s), context %d x %d sequences, http://%s:%d, auth %s",
-                config.model_id,
-                config.model_path or "embedded",
-                config.engine,
-                engine.context_length,
-                config.max_seqs,
-                config.host,
-                config.port,
-                "on" if config.auth_enabled else "off",
-            )
-            markers = template.reasoning_markers
-            log.info(
-                "chat format: tool calls %s, reasoning %s",
-                template.tool_parser,
-                markers.name if markers is not None else "none",
-            )
-            defaults = engine.sampling_defaults.with_values(config.sampling_defaults)
-            log.info("sampling defaults: %s", json.dumps(defaults.as_dict()))
+            await pool.start()
+            _log_models(pool, config)
             yield
         finally:
             await app.state.responses.shutdown(timeout=5.0)
-            await engine.stop()
+            await pool.stop()
             if app.state.store is not None:
                 await app.state.store.close()
 
     app.router.lifespan_context = lifespan
     app.add_middleware(AccessLogMiddleware)  # added last: outermost, sees the final status
     return app
+
+
+def _log_models(pool: ModelPool, config: ServerConfig) -> None:
+    where = f"http://{config.host}:{config.port}, auth {'on' if config.auth_enabled else 'off'}"
+    if not pool.table.single:
+        default = pool.table.default
+        log.info(
+            "%d models, %s%s", len(pool.entries), where, f", default {default}" if default else ""
+        )
+    for name, entry in pool.entries.items():
+        spec, loaded = entry.spec, entry.loaded
+        source = f"{spec.path or 'embedded'}, {spec.config.engine}"
+        if loaded is None:
+            ttl = f", unloaded after {spec.ttl_s:g} s idle" if spec.ttl_s else ""
+            state = "pinned, failed to load" if entry.pinned else "loads on demand"
+            log.info("model %s (%s): %s%s", name, source, state, ttl)
+            continue
+        size = f"context {loaded.engine.context_length} x {spec.config.max_seqs} sequences"
+        log.info(
+            "model %s (%s), %s%s", name, source, size, f", {where}" if pool.table.single else ""
+        )
+        markers = loaded.chat.reasoning_markers
+        log.info(
+            "chat format: tool calls %s, reasoning %s",
+            loaded.chat.tool_parser,
+            markers.name if markers is not None else "none",
+        )
+        log.info("sampling defaults: %s", json.dumps(loaded.sampling_defaults().as_dict()))
 
 
 class DrainingServer(uvicorn.Server):

@@ -11,6 +11,7 @@
     ├── RateLimited                429 rate_limited, with retry-after and x-ratelimit-*
     ├── InternalError              500 internal_error (never a traceback)
     └── Overloaded                 503 overloaded, with retry-after
+        ├── ModelUnavailable       503 model_unavailable (the model could not be loaded)
         └── ShuttingDown           503 server_shutdown (draining, or ended by the drain)
 
 Every error body is ``{"id": <request id>, "error": {"message", "type", "param", "code"}}``
@@ -36,6 +37,7 @@ from tether.engine.errors import (
     EngineError,
     EngineShutdownError,
     InvalidRequestError,
+    ModelUnavailableError,
     QueueFullError,
 )
 
@@ -129,6 +131,13 @@ class Overloaded(APIError):
         return {"retry-after": str(RETRY_AFTER_S)}
 
 
+class ModelUnavailable(Overloaded):
+    """The model a request names could not be loaded; the message has the loader's reason.
+    Other models keep serving."""
+
+    code = "model_unavailable"
+
+
 class ShuttingDown(Overloaded):
     """SIGTERM: new requests are refused while running ones drain; those still running at
     the drain timeout end with this error in-band (wire-contract.md "Liveness")."""
@@ -157,6 +166,8 @@ def from_engine_error(exc: EngineError) -> APIError:
         return InvalidRequest(str(exc), exc.param)
     if isinstance(exc, EngineShutdownError):
         return ShuttingDown(str(exc) or "The server is shutting down; retry later.")
+    if isinstance(exc, ModelUnavailableError):
+        return ModelUnavailable(str(exc))
     if isinstance(exc, QueueFullError):
         return Overloaded(str(exc) or "The server is overloaded; retry later.")
     logger.error("engine error: %r", exc)

@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tether.engine.base import Engine
 from tether.engine.request import EngineStats, StepOutput
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,47 +69,91 @@ _ENGINE_STATS: tuple[
 
 
 class _EngineStatsCollector(Collector):
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    """Each loaded model's engine stats, and every configured model's loaded state."""
+
+    def __init__(self, models: Callable[[], Iterable[tuple[str, EngineStats | None]]]) -> None:
+        self._models = models
 
     def collect(self) -> Iterable[Metric]:
-        stats = self._engine.stats()
-        model = self._engine.model_id
+        models = list(self._models())
         for kind, name, help_text, value in _ENGINE_STATS:
             family = kind(name, help_text, labels=_LABELS)
-            family.add_metric([model], value(stats))
+            for model, stats in models:
+                if stats is not None:
+                    family.add_metric([model], value(stats))
             yield family
+        loaded = GaugeMetricFamily(
+            "tether:model_loaded", "1 while the model is loaded, else 0.", labels=_LABELS
+        )
+        for model, stats in models:
+            loaded.add_metric([model], 0 if stats is None else 1)
+        yield loaded
+
+
+class ModelInstruments:
+    """The per-request instruments of one model (children labelled with its name)."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.ttft = metrics.ttft_family.labels(model)
+        self.itl = metrics.itl_family.labels(model)
+        self.e2e = metrics.e2e_family.labels(model)
+        self.queue = metrics.queue_family.labels(model)
+        self.prompt_tokens = metrics.prompt_tokens_family.labels(model)
+        self.generation_tokens = metrics.generation_tokens_family.labels(model)
 
 
 class Metrics:
-    """The instruments of one app."""
+    """The instruments of one app; ``models`` lists each configured model with its engine's
+    stats (``None`` while it is not loaded). Also the pool's events: loads, failed loads
+    and unloads, per model."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, models: Callable[[], Iterable[tuple[str, EngineStats | None]]]) -> None:
         self.registry = CollectorRegistry()
-        model = engine.model_id
-        self.ttft = self._histogram(
-            "tether:time_to_first_token_seconds", "Time to first token.", _TTFT_BUCKETS, model
+        self.ttft_family = self._histogram(
+            "tether:time_to_first_token_seconds", "Time to first token.", _TTFT_BUCKETS
         )
-        self.itl = self._histogram(
-            "tether:inter_token_latency_seconds", "Time per output token.", _ITL_BUCKETS, model
+        self.itl_family = self._histogram(
+            "tether:inter_token_latency_seconds", "Time per output token.", _ITL_BUCKETS
         )
-        self.e2e = self._histogram(
-            "tether:e2e_request_latency_seconds", "End-to-end latency.", _LONG_BUCKETS, model
+        self.e2e_family = self._histogram(
+            "tether:e2e_request_latency_seconds", "End-to-end latency.", _LONG_BUCKETS
         )
-        self.queue = self._histogram(
-            "tether:request_queue_time_seconds", "Time waiting in the queue.", _LONG_BUCKETS, model
+        self.queue_family = self._histogram(
+            "tether:request_queue_time_seconds", "Time waiting in the queue.", _LONG_BUCKETS
         )
-        self.prompt_tokens = Counter(
+        self.prompt_tokens_family = Counter(
             "tether:prompt_tokens", "Prompt tokens.", _LABELS, registry=self.registry
-        ).labels(model)
-        self.generation_tokens = Counter(
+        )
+        self.generation_tokens_family = Counter(
             "tether:generation_tokens", "Generated tokens.", _LABELS, registry=self.registry
-        ).labels(model)
-        self.registry.register(_EngineStatsCollector(engine))
+        )
+        self._loads = Counter(
+            "tether:model_loads", "Models loaded.", _LABELS, registry=self.registry
+        )
+        self._load_failures = Counter(
+            "tether:model_load_failures", "Loads that failed.", _LABELS, registry=self.registry
+        )
+        self._unloads = Counter(
+            "tether:model_unloads",
+            "Models unloaded: evicted (to make room), ttl (idle too long), stopped (the "
+            "management API).",
+            (*_LABELS, "reason"),
+            registry=self.registry,
+        )
+        self._load_seconds = self._histogram(
+            "tether:model_load_seconds", "Time to load a model.", _LONG_BUCKETS
+        )
+        self._models: dict[str, ModelInstruments] = {}
+        self.registry.register(_EngineStatsCollector(models))
 
-    def _histogram(self, name: str, doc: str, buckets: tuple[float, ...], model: str) -> Histogram:
-        metric = Histogram(name, doc, _LABELS, buckets=buckets, registry=self.registry)
-        return metric.labels(model)
+    def _histogram(self, name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(name, doc, _LABELS, buckets=buckets, registry=self.registry)
+
+    def model(self, name: str) -> ModelInstruments:
+        instruments = self._models.get(name)
+        if instruments is None:
+            instruments = self._models[name] = ModelInstruments(self, name)
+        return instruments
 
     def timer(self) -> RequestTimer:
         return RequestTimer(self)
@@ -118,18 +161,35 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    # -- the pool's events (tether.pool.pool.PoolEvents) -------------------------------------
+
+    def loaded(self, model: str, seconds: float) -> None:
+        self._loads.labels(model).inc()
+        self._load_seconds.labels(model).observe(seconds)
+
+    def load_failed(self, model: str) -> None:
+        self._load_failures.labels(model).inc()
+
+    def unloaded(self, model: str, reason: str) -> None:
+        self._unloads.labels(model, reason).inc()
+
 
 class RequestTimer:
     """Observes one request's outputs; started when its HTTP request arrived."""
 
     def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
+        self._all = metrics
+        self.model = ""  # set once the request's model is known (before any output)
         self._start = time.perf_counter()
         self._last: dict[int, float] = {}
         self._prompt_tokens = 0
         self._completion_tokens = 0
         # Where this request's tokens are charged as they come (the token rate limit).
         self.charge: Callable[[int], None] | None = None
+
+    @property
+    def _metrics(self) -> ModelInstruments:
+        return self._all.model(self.model)
 
     def on_output(self, out: StepOutput) -> None:
         now = time.perf_counter()

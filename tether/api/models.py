@@ -2,21 +2,20 @@
 request may use.
 
 ``together`` 3.x lists models with ``GET /v2/projects/{project_id}/models`` (any project id
-answers: there is one model and no projects), reads one with ``.../models/{id}``, and lists
+answers: there are no projects), reads one with ``.../models/{id}``, and lists
 ``GET /v2/supported-models``; each is a cursor page (wire-contract.md "Models").
 
-Accepted names: the engine's model id (what ``/v1/models`` lists), ``config.model_id``, and,
-when the server runs a model file, that file's stem (``gemma-3-270m-it-Q4_K_M`` for
-``.../gemma-3-270m-it-Q4_K_M.gguf``), since that is the name a user who passed the file sees.
-Matching is exact; anything else is a 400 ``model_not_available``. Responses always carry
-the canonical id.
+Accepted names: every configured model's name and alias (``tether.pool.spec``); with one
+model served the pre-pool way, also its file's stem (``gemma-3-270m-it-Q4_K_M`` for
+``.../gemma-3-270m-it-Q4_K_M.gguf``), the name a user who passed the file sees. A request
+without ``model`` gets the default model, when there is one. Matching is exact; anything
+else is a 400 ``model_not_available``. Responses carry the model's name (an alias is
+answered under the name it stands for).
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,70 +23,58 @@ from starlette.responses import JSONResponse
 
 from tether.api.errors import ModelNotAvailable, RoutingError
 from tether.api.wire import model_cards
-from tether.chat.reasoning import ReasoningMarkers
-from tether.config import ServerConfig
-from tether.engine.base import Engine
-from tether.engine.sampling_params import SamplingDefaults
-
-
-class ChatFormat(Protocol):
-    """Which formats the model writes calls and reasoning in (``ChatRenderer``)."""
-
-    @property
-    def tool_parser(self) -> str: ...
-
-    @property
-    def reasoning_markers(self) -> ReasoningMarkers | None: ...
-
+from tether.pool.pool import Lease, ModelEntry, ModelPool
 
 # The openai SDK crashes on Together's bare array (wire-contract.md "Models").
 _OPENAI_USER_AGENT = "OpenAI/"
 
 
 class ModelCatalog:
-    """The one model this server serves."""
+    """The models of this server's pool, as requests name them and listings show them."""
 
-    def __init__(self, engine: Engine, config: ServerConfig, chat: ChatFormat) -> None:
-        self._engine = engine
-        self._chat = chat
-        self._overrides = config.sampling_defaults
-        self._defaults: SamplingDefaults | None = None
-        self._created = int(time.time())
-        self._aliases = {config.model_id}
-        if config.model_path:
-            self._aliases.add(Path(config.model_path).stem)
+    def __init__(self, pool: ModelPool) -> None:
+        self.pool = pool
 
-    @property
-    def model_id(self) -> str:
-        return self._engine.model_id
-
-    def resolve(self, requested: str) -> str:
-        """The canonical id for ``requested``, or ``ModelNotAvailable``."""
-        if requested == self.model_id or requested in self._aliases:
-            return self.model_id
+    def resolve(self, requested: str | None) -> ModelEntry:
+        """The model ``requested`` names (``None``: the default), or ``ModelNotAvailable``."""
+        entry = self.pool.resolve(requested)
+        if entry is not None:
+            return entry
+        served = ", ".join(repr(name) for name in self.pool.entries)
+        if requested is None:
+            raise ModelNotAvailable(
+                f"model: required (this server has no default model); it serves {served}.",
+                "model",
+            )
         raise ModelNotAvailable(
-            f"Model {requested!r} is not available; this server serves {self.model_id!r}.",
-            "model",
+            f"Model {requested!r} is not available; this server serves {served}.", "model"
         )
 
-    def sampling_defaults(self) -> SamplingDefaults:
-        """What a request's missing sampling fields are: the server's ``--sampling-defaults``
-        over the model's own (known once the engine has loaded it)."""
-        if self._defaults is not None:
-            return self._defaults
-        defaults = self._engine.sampling_defaults.with_values(self._overrides)
-        if self._engine.ready:
-            self._defaults = defaults
-        return defaults
+    async def acquire(self, entry: ModelEntry) -> Lease:
+        return await self.pool.acquire(entry)
+
+    def _listed(self) -> list[tuple[str, ModelEntry]]:
+        """Every model under its name, then every listed alias, with the model it names."""
+        entries = self.pool.entries
+        named = [(name, entry) for name, entry in entries.items()]
+        table = self.pool.table
+        return named + [(alias, entries[table.aliases[alias]]) for alias in table.listed]
 
     def cards(self) -> list[dict[str, Any]]:
-        card = model_cards.model_card(self.model_id, self._created, self._engine.context_length)
-        card = model_cards.with_sampling_defaults(card, self.sampling_defaults().as_dict())
-        if self._engine.ready:  # the model's own template is known once it has loaded
-            markers = self._chat.reasoning_markers
+        return [self._card(name, entry) for name, entry in self._listed()]
+
+    def _card(self, name: str, entry: ModelEntry) -> dict[str, Any]:
+        loaded = entry.loaded
+        context = loaded.engine.context_length if loaded else entry.spec.config.ctx_size
+        card = model_cards.model_card(name, entry.created, context)
+        card = model_cards.with_state(card, entry.shown_state.value, entry.name, entry.error)
+        if loaded is not None and loaded.engine.ready:
+            # The model's own defaults and template are known once it has loaded.
+            card = model_cards.with_sampling_defaults(card, loaded.sampling_defaults().as_dict())
+            markers = loaded.chat.reasoning_markers
             reasoning = markers.name if markers is not None else None
-            card = model_cards.with_chat_format(card, self._chat.tool_parser, reasoning)
-        return [card]
+            card = model_cards.with_chat_format(card, loaded.chat.tool_parser, reasoning)
+        return card
 
     async def list_models(self, request: Request) -> JSONResponse:
         cards = self.cards()
@@ -95,26 +82,33 @@ class ModelCatalog:
             return JSONResponse(model_cards.model_list(cards))
         return JSONResponse(cards)
 
+    def _context(self, entry: ModelEntry) -> int:
+        loaded = entry.loaded
+        return loaded.engine.context_length if loaded else entry.spec.config.ctx_size
+
     async def list_project_models(self, project_id: str) -> JSONResponse:
-        model = model_cards.project_model(self.model_id, project_id, self._engine.context_length)
-        return JSONResponse(model_cards.cursor_page([model]))
+        models = [
+            model_cards.project_model(name, project_id, self._context(entry))
+            for name, entry in self._listed()
+        ]
+        return JSONResponse(model_cards.cursor_page(models))
 
     async def project_model(self, project_id: str, model_id: str) -> JSONResponse:
-        self._known(model_id)
-        return JSONResponse(
-            model_cards.project_model(self.model_id, project_id, self._engine.context_length)
-        )
+        entry = self._known(model_id)
+        return JSONResponse(model_cards.project_model(model_id, project_id, self._context(entry)))
 
     async def supported_models(self) -> JSONResponse:
-        model = model_cards.supported_model(
-            self.model_id, self._created, self._engine.context_length
-        )
-        return JSONResponse(model_cards.cursor_page([model]))
+        models = [
+            model_cards.supported_model(name, entry.created, self._context(entry))
+            for name, entry in self._listed()
+        ]
+        return JSONResponse(model_cards.cursor_page(models))
 
-    def _known(self, model_id: str) -> None:
-        if model_id != self.model_id and model_id not in self._aliases:
+    def _known(self, model_id: str) -> ModelEntry:
+        entry = self.pool.resolve(model_id)
+        if entry is None:
+            served = ", ".join(repr(name) for name in self.pool.entries)
             raise RoutingError(
-                HTTPException(
-                    404, f"Model {model_id!r} not found; this server serves {self.model_id!r}."
-                )
+                HTTPException(404, f"Model {model_id!r} not found; this server serves {served}.")
             )
+        return entry

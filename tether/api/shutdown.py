@@ -4,11 +4,12 @@
                                       /health: 503 {"status": "draining"} (load balancers drain)
         │     wait until no request is in flight, at most ``drain_timeout_s``
         ▼
-    engine.end_all(EngineShutdownError)   every stream still running, and every request still
-        │                                 waiting, ends with the error event, then [DONE];
-        │                                 a non-streaming one gets the 503
+    pool.end_all(EngineShutdownError)   every stream still running on any model, and every
+        │                               request still waiting (for a slot or for its model to
+        │                               load), ends with the error event, then [DONE];
+        │                               a non-streaming one gets the 503
         ▼     wait (briefly) for those responses to be written
-    on_drained()                      the HTTP server stops; the lifespan frees the engine
+    on_drained()                      the HTTP server stops; the lifespan frees the models
 
 Kubernetes, systemd and rolling restarts all send SIGTERM; a client must never see a cut
 connection (wire-contract.md "Liveness"). The in-flight count is kept by ``DrainGuard``,
@@ -20,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.api.errors import ShuttingDown, error_response
 from tether.api.middleware import request_id
-from tether.engine.base import Engine
-from tether.engine.errors import EngineShutdownError
+from tether.engine.errors import EngineError, EngineShutdownError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,16 @@ FLUSH_S = 5.0
 _POLL_S = 0.05
 
 
+class EndsAll(Protocol):
+    """What the drain ends when its time is up (``tether.pool.pool.ModelPool``)."""
+
+    def end_all(self, error: EngineError) -> None: ...
+
+
 class Shutdown:
     """The drain state of one server."""
 
-    def __init__(self, engine: Engine, drain_timeout_s: float) -> None:
+    def __init__(self, engine: EndsAll, drain_timeout_s: float) -> None:
         self._engine = engine
         self.drain_timeout_s = drain_timeout_s
         self.draining = False

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -84,6 +84,7 @@ class EventStreamResponse(Response):
         keepalive_s: float,
         on_error: Callable[[Exception], Payload],
         named: bool = False,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.status_code = 200
         self._encode = encode_named if named else encode
@@ -91,6 +92,7 @@ class EventStreamResponse(Response):
         self.background = None
         self.raw_headers = list(HEADERS)
         self._events = events
+        self._on_close = on_close
         self._keepalive_s = keepalive_s
         self._on_error = on_error
         self._lock = asyncio.Lock()
@@ -111,6 +113,8 @@ class EventStreamResponse(Response):
             await _cancel_all((pump, ping, listen))
             # Closing the generator runs its ``async with stream`` exit: the engine aborts.
             await self._events.aclose()
+            if self._on_close is not None:  # a generator closed before it started runs none
+                await self._on_close()
 
     async def _pump(self, send: Send) -> None:
         try:

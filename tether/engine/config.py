@@ -6,6 +6,7 @@ settings (host, keys, limits).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ class EngineConfig:
     new prompt can stall running streams; an idle engine prefills up to ``batch_tokens``);
     ``threads=0`` is one per CPU. ``lenient_schemas``: JSON Schema keywords that cannot be
     enforced during generation are advisory instead of refused (``tether.engine.guidance``).
+    ``lora_path``: a LoRA adapter (GGUF) applied to the model at ``lora_scale``.
     """
 
     model: str | None = None
@@ -37,6 +39,12 @@ class EngineConfig:
     threads: int = 0
     kv_unified: bool = False
     lenient_schemas: bool = False
+    # A LoRA adapter applied to the model (its GGUF, and the scale it is applied at).
+    lora_path: str | None = None
+    lora_scale: float = 1.0
+
+    def with_lora(self, path: str, scale: float) -> EngineConfig:
+        return dataclasses.replace(self, lora_path=path, lora_scale=scale)
 
     def __post_init__(self) -> None:
         if self.ctx_size < 16:

@@ -48,6 +48,11 @@ class QueueFullError(EngineError):
     """The waiting queue is full; the client should retry later."""
 
 
+class ModelUnavailableError(EngineError):
+    """The model could not be loaded (its file missing or corrupt, no room for it under the
+    memory budget): a 503 with the reason, for the requests that asked for it only."""
+
+
 class EngineShutdownError(EngineError):
     """The server is shutting down: the request was refused, or ended after the drain."""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from tether.api.endpoints.tools import ToolPlan, wire_tool_calls
 from tether.api.errors import InvalidRequest
+from tether.api.pipeline.context import ServingContext
 from tether.api.pipeline.endpoint import Call, EnvelopeEndpoint, Prompt
 from tether.api.pipeline.prompt import Constraint, render_chat_prompt, response_format_constraint
 from tether.api.pipeline.results import ChoiceResult, UsageTally
@@ -111,11 +112,11 @@ class ChatService(EnvelopeEndpoint[requests.ChatCompletionRequest]):
     schema = requests.ChatCompletionRequest
     chat = True
 
-    async def prepare(self, body: requests.ChatCompletionRequest) -> Prompt:
-        plan = ToolPlan.from_request(body.tools, body.tool_choice, self.ctx.chat)
+    async def prepare(self, ctx: ServingContext, body: requests.ChatCompletionRequest) -> Prompt:
+        plan = ToolPlan.from_request(body.tools, body.tool_choice, ctx.chat)
         constraint = _constraint(plan, body.response_format)
         messages = [message.to_chat(index) for index, message in enumerate(body.messages)]
-        prompt = await render_chat_prompt(self.ctx, messages, plan.functions, body)
+        prompt = await render_chat_prompt(ctx, messages, plan.functions, body)
         if constraint is not None and prompt.reasoning is not None:
             constraint = _after_reasoning(constraint, prompt.reasoning)
         return Prompt(prompt.text, prompt.ids, constraint, plan, prompt.reasoning)

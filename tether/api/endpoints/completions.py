@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether.api.pipeline.context import ServingContext
 from tether.api.pipeline.endpoint import Call, EnvelopeEndpoint, Prompt
 from tether.api.pipeline.prompt import response_format_constraint, tokenize_prompt
 from tether.api.pipeline.results import ChoiceResult
@@ -22,9 +23,9 @@ class CompletionService(EnvelopeEndpoint[requests.CompletionRequest]):
     schema = requests.CompletionRequest
     chat = False
 
-    async def prepare(self, body: requests.CompletionRequest) -> Prompt:
+    async def prepare(self, ctx: ServingContext, body: requests.CompletionRequest) -> Prompt:
         constraint = response_format_constraint(body.response_format)
-        ids = await tokenize_prompt(self.ctx.engine, body.prompt_text)
+        ids = await tokenize_prompt(ctx.engine, body.prompt_text)
         return Prompt(body.prompt_text, ids, constraint)
 
     def logprob_style(self, body: requests.CompletionRequest) -> LogprobStyle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tether.api.pipeline.context import ServingContext
 from tether.api.pipeline.endpoint import Call, GenerationEndpoint, Prompt
 from tether.api.pipeline.prompt import response_format_constraint, tokenize_prompt
 from tether.api.pipeline.results import ChoiceResult, UsageTally
@@ -41,9 +42,9 @@ class InferenceStreamer(ChoiceStreamer):
 class InferenceService(GenerationEndpoint[requests.InferenceRequest]):
     schema = requests.InferenceRequest
 
-    async def prepare(self, body: requests.InferenceRequest) -> Prompt:
+    async def prepare(self, ctx: ServingContext, body: requests.InferenceRequest) -> Prompt:
         constraint = response_format_constraint(body.response_format)
-        ids = await tokenize_prompt(self.ctx.engine, body.prompt)
+        ids = await tokenize_prompt(ctx.engine, body.prompt)
         return Prompt(body.prompt, ids, constraint)
 
     def streams(self, body: requests.InferenceRequest) -> bool:

@@ -1,13 +1,14 @@
-"""What every endpoint is given: the engine, the configuration, the model catalog,
-metrics, rate limits and the chat template in force (``ServingContext``, built once by
-``create_app``).
+"""What every endpoint is given: the configuration, the model catalog, metrics and rate
+limits (``ServingContext``, built once by ``create_app``), and, once a request's model is
+resolved and loaded, that model: its engine and the chat template in force
+(``ctx.for_model``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.api.metrics import Metrics
 from tether.api.models import ModelCatalog
@@ -19,17 +20,38 @@ from tether.chat.template import ChatTemplate
 from tether.config import ServerConfig
 from tether.engine.base import Engine
 
+if TYPE_CHECKING:
+    from tether.pool.pool import LoadedModel
+
 
 @dataclass(frozen=True, slots=True)
 class ServingContext:
-    """What every endpoint needs; built once by ``create_app``."""
+    """What every endpoint needs; built once by ``create_app``. ``model`` is the model a
+    request is served by, set by ``for_model`` once the request has a lease on it."""
 
-    engine: Engine
     config: ServerConfig
     models: ModelCatalog
     metrics: Metrics
     limiter: RateLimiter
-    chat: ChatRenderer
+    model: LoadedModel | None = None
+
+    def for_model(self, model: LoadedModel) -> ServingContext:
+        return replace(self, model=model)
+
+    @property
+    def served(self) -> LoadedModel:
+        if self.model is None:
+            raise RuntimeError("no model resolved for this request yet")
+        return self.model
+
+    @property
+    def engine(self) -> Engine:
+        return self.served.engine
+
+    @property
+    def chat(self) -> ChatRenderer:
+        chat: ChatRenderer = self.served.chat
+        return chat
 
 
 class ChatRenderer(Protocol):

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from tether.api.endpoints.tools import ToolPlan
 from tether.api.pipeline.admission import accept
 from tether.api.pipeline.context import ServingContext
-from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
+from tether.api.pipeline.generation import cancel_on_disconnect, leased_generation
 from tether.api.pipeline.prompt import Constraint
 from tether.api.pipeline.results import ChoiceResult, UsageTally, collect, echo_prompt
 from tether.api.pipeline.streaming import ChoiceStreamer, event_stream
@@ -53,6 +53,7 @@ class Call(Generic[RequestT]):
     created: int
     body: RequestT
     prompt: Prompt
+    ctx: ServingContext  # the request's model's
 
 
 class GenerationEndpoint(Generic[RequestT]):
@@ -64,13 +65,16 @@ class GenerationEndpoint(Generic[RequestT]):
         self.ctx = ctx
 
     async def create(self, request: Request) -> Response:
-        ctx = self.ctx
-        timer, request_id, body, model = await accept(ctx, request, self.schema)
-        prompt = await self.prepare(body)
-        stream = start_generation(
-            ctx, body, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
+        timer, request_id, body, model, ctx, lease = await accept(self.ctx, request, self.schema)
+        try:
+            prompt = await self.prepare(ctx, body)
+        except BaseException:
+            lease.release()
+            raise
+        stream = leased_generation(
+            ctx, lease, body, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
         )
-        call = Call(request_id, model, int(time.time()), body, prompt)
+        call = Call(request_id, model, int(time.time()), body, prompt, ctx)
         if self.streams(body):
             return event_stream(stream, self.streamer(call), timer, ctx.config.keepalive_s)
         work = collect(stream, body.choices_n, timer, keep_tokens=self.keeps_tokens(body))
@@ -79,7 +83,8 @@ class GenerationEndpoint(Generic[RequestT]):
 
     # -- the endpoint's own steps ---------------------------------------------------------
 
-    async def prepare(self, body: RequestT) -> Prompt:
+    async def prepare(self, ctx: ServingContext, body: RequestT) -> Prompt:
+        """The prompt, for the model ``ctx`` serves."""
         raise NotImplementedError
 
     def streams(self, body: RequestT) -> bool:
@@ -126,7 +131,7 @@ class EnvelopeEndpoint(GenerationEndpoint[RequestT]):
             model=call.model,
             created=call.created,
             chat=self.chat,
-            prompt=echo_prompt(self.ctx, call.body, prompt.text, prompt.ids, results),
+            prompt=echo_prompt(call.ctx, call.body, prompt.text, prompt.ids, results),
             choices=choices,
             usage_=tally.wire(),
         )

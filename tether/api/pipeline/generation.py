@@ -20,9 +20,10 @@ from tether.api.pipeline.prompt import Constraint
 from tether.api.wire import requests
 from tether.engine.base import RequestStream
 from tether.engine.errors import ContextLengthExceededError, StructuredOutputError
-from tether.engine.request import GenerationRequest
+from tether.engine.request import GenerationRequest, StepOutput
 from tether.engine.sampling_params import SamplingDefaults, SamplingParams
 from tether.engine.structured import StructuredOutput
+from tether.pool.pool import Lease
 
 # ``max_tokens`` when the request has none: what remains of the context, at most this much.
 # With a large ``--ctx-size`` the whole remainder would let one runaway request hold a
@@ -93,7 +94,7 @@ def start_generation(
     ``keep_special``: the markers the choice's parser must see (``ToolPlan.markers``)."""
     max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
     spec = constraint.spec if constraint is not None else None
-    defaults = ctx.models.sampling_defaults()
+    defaults = ctx.served.sampling_defaults()
     params = sampling_params(
         req, max_tokens=max_tokens, structured=spec, defaults=defaults, keep_special=keep_special
     )
@@ -102,6 +103,58 @@ def start_generation(
     except StructuredOutputError as exc:
         field = constraint.field if constraint is not None else None
         raise InvalidRequest(f"{field}: {exc}", field) from exc
+
+
+class LeasedStream:
+    """An engine stream that holds its model's lease: released when the stream closes (or
+    ends, or fails), so the model is never unloaded under a request."""
+
+    def __init__(self, stream: RequestStream, lease: Lease) -> None:
+        self._stream = stream
+        self._lease = lease
+
+    def __aiter__(self) -> LeasedStream:
+        return self
+
+    async def __anext__(self) -> StepOutput:
+        try:
+            return await self._stream.__anext__()
+        except (StopAsyncIteration, Exception):  # ended or failed; not a cancelled reader
+            self._lease.release()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._lease.release()
+
+    async def __aenter__(self) -> LeasedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def leased_generation(
+    accepted_ctx: ServingContext,
+    lease: Lease,
+    req: requests.SamplingRequest,
+    request_id: str,
+    prompt_ids: list[int],
+    constraint: Constraint | None,
+    keep_special: tuple[str, ...] = (),
+) -> RequestStream:
+    """``start_generation``, with the stream holding ``lease`` (released here when the
+    engine refuses the request)."""
+    try:
+        stream = start_generation(
+            accepted_ctx, req, request_id, prompt_ids, constraint, keep_special
+        )
+    except BaseException:
+        lease.release()
+        raise
+    return LeasedStream(stream, lease)
 
 
 async def cancel_on_disconnect(receive: Receive, work: Awaitable[T]) -> T:

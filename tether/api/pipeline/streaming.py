@@ -103,4 +103,5 @@ def event_stream(
         stream_chunks(stream, streamer, timer),
         keepalive_s=keepalive_s,
         on_error=stream_error_payload,
+        on_close=stream.aclose,
     )

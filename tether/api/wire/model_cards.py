@@ -25,6 +25,17 @@ def model_card(model_id: str, created: int, context_length: int) -> dict[str, An
     }
 
 
+def with_state(card: dict[str, Any], state: str, model: str, error: str | None) -> dict[str, Any]:
+    """A model card that also says whether the model is loaded (Together's endpoint states:
+    STOPPED, STARTING, STARTED, STOPPING, ERROR), which model an alias names (``root``, as
+    vLLM's cards have it), and why its last load failed."""
+    card["state"] = state
+    card["root"] = model
+    if error is not None:
+        card["load_error"] = error
+    return card
+
+
 def with_sampling_defaults(card: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """A model card that also shows what requests are sampled with by default (Tether's)."""
     card["sampling_defaults"] = defaults

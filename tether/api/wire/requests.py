@@ -169,9 +169,10 @@ class StreamOptions(_Wire):
 
 
 class ModelRequest(_Wire):
-    """A generation request: it names the model."""
+    """A generation request: it names the model (without one: the server's default model,
+    when it has one; ``tether.api.models``)."""
 
-    model: str
+    model: str | None = None
 
 
 class SamplingRequest(ModelRequest):

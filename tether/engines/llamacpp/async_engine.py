@@ -1,5 +1,5 @@
-"""``AsyncEngine``: the ``Engine`` protocol over ``EngineCore``, with the decode loop on its
-own thread.
+"""``AsyncEngine``: the ``Engine`` protocol over ``EngineCore``, stepped on the decode thread
+(``decode_thread.DecodeThread``: its own, or one shared by every model of the server).
 
 The event loop never waits on llama.cpp: requests and aborts go to the engine thread
 through a locked inbox, and each step's outputs come back in one
@@ -9,16 +9,17 @@ through a locked inbox, and each step's outputs come back in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
 from collections import deque
 
 from tether.engine.config import EngineConfig
-from tether.engine.errors import EngineDeadError, EngineError
+from tether.engine.errors import EngineDeadError, EngineError, EngineShutdownError
 from tether.engine.guidance import GuidanceOptions
 from tether.engine.request import EngineStats, GenerationRequest, StepOutput
 from tether.engine.sampling_params import SamplingDefaults
 from tether.engines.llamacpp.core import EngineCore
+from tether.engines.llamacpp.decode_thread import DecodeThread
 from tether.engines.llamacpp.gguf import LLAMA_CPP_DEFAULTS, resolve_model_path, sampling_defaults
 from tether.engines.llamacpp.heap import HeapTrimmer
 from tether.engines.llamacpp.runner import ModelRunner, RunnerConfig
@@ -74,17 +75,18 @@ class RequestStream:
 class AsyncEngine:
     """Serves one GGUF model with continuous batching; implements ``tether.engine.base.Engine``."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, decoder: DecodeThread | None = None) -> None:
         self.config = config
+        # Several engines share one decode thread (only one thread may call llama_decode).
+        self._decoder = decoder or DecodeThread()
         self._model_id = config.model_id
         self._core: EngineCore | None = None
         self._chat_template: str | None = None
         self._sampling_defaults = LLAMA_CPP_DEFAULTS
         self._streams: dict[str, RequestStream] = {}
         self._inbox: deque[Sequence | str] = deque()
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._wake = self._decoder.wake
+        self._started = False
         self._dead: BaseException | None = None
         self._closing: EngineError | None = None
         # Gives back the C heap that grammar-constrained choices freed (issue 22).
@@ -123,19 +125,21 @@ class AsyncEngine:
         self.start_thread()
 
     def start_thread(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tether-engine", daemon=True)
-        self._thread.start()
+        """Have the decode thread step this engine."""
+        self._require_core()
+        self._started = True
+        self._decoder.attach(self)
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.shutdown)
 
     def shutdown(self) -> None:
-        """Stop the engine thread and free the model (blocking)."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join()
+        """Leave the decode thread and free the model (blocking). Requests still open end
+        with ``EngineShutdownError``."""
+        self._decoder.detach(self)
+        self._started = False
+        if self._streams:
+            self._fail_all(EngineShutdownError("the model was unloaded"))
         if self._core is not None:
             self._core.close()
             self._core = None
@@ -152,7 +156,7 @@ class AsyncEngine:
 
     @property
     def ready(self) -> bool:
-        return self._core is not None and self._thread is not None and self._dead is None
+        return self._core is not None and self._started and self._dead is None
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
         return self._require_core().vocab.tokenize(text, add_special)
@@ -243,38 +247,40 @@ class AsyncEngine:
     def _forget(self, request_id: str) -> None:
         self._streams.pop(request_id, None)
 
-    def _run(self) -> None:
+    # -- on the decode thread ---------------------------------------------------------------
+
+    def wants_step(self) -> bool:
         core = self._core
-        assert core is not None  # start() loads it first
+        return core is not None and self._dead is None and bool(self._inbox or core.has_work)
+
+    def step_once(self) -> bool:
+        """Apply queued requests and aborts, then one step; False once the engine is dead."""
+        core = self._core
+        assert core is not None  # attached only once loaded
         try:
-            while self._next_batch_of_work(core):
-                outputs = core.step()
-                # Before the step's outputs go out: a client that has its answer finds the
-                # heap its grammars used already given back.
-                self.heap_trimmer.after_step(grammars_ended(), lambda: _grammar_running(core))
-                if outputs:
-                    self._deliver(outputs)
-                if core.failures:
-                    self._deliver_failures(core)
+            with self._wake:
+                inbox, self._inbox = self._inbox, deque()
+            for item in inbox:
+                if isinstance(item, str):
+                    core.abort(item)
+                else:
+                    core.add(item)
+            if not core.has_work:
+                return True
+            outputs = core.step()
+            # Before the step's outputs go out: a client that has its answer finds the
+            # heap its grammars used already given back.
+            self.heap_trimmer.after_step(grammars_ended(), lambda: _grammar_running(core))
+            if outputs:
+                self._deliver(outputs)
+            if core.failures:
+                self._deliver_failures(core)
+            return True
         except BaseException as exc:  # the loop must never die silently
             log.exception("engine loop crashed")
             self._dead = exc
             self._fail_all(EngineDeadError(f"the engine stopped: {exc}"))
-
-    def _next_batch_of_work(self, core: EngineCore) -> bool:
-        """Apply queued requests and aborts; sleep while there is nothing to do."""
-        with self._wake:
-            while not self._stopping and not self._inbox and not core.has_work:
-                self._wake.wait()
-            if self._stopping:
-                return False
-            inbox, self._inbox = self._inbox, deque()
-        for item in inbox:
-            if isinstance(item, str):
-                core.abort(item)
-            else:
-                core.add(item)
-        return True
+            return False
 
     def _deliver(self, outputs: list[StepOutput]) -> None:
         """Hand a step's outputs to their event loops: one wake-up per loop per step."""
@@ -302,7 +308,8 @@ class AsyncEngine:
         streams = list(self._streams.values())
         self._streams.clear()
         for stream in streams:
-            stream.loop.call_soon_threadsafe(stream.push, error)
+            with contextlib.suppress(RuntimeError):  # a closed loop: its requests are gone
+                stream.loop.call_soon_threadsafe(stream.push, error)
 
 
 def _grammar_running(core: EngineCore) -> bool:

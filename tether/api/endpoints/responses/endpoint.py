@@ -31,7 +31,7 @@ from tether.api.errors import (
 )
 from tether.api.pipeline.admission import accept
 from tether.api.pipeline.context import ServingContext
-from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
+from tether.api.pipeline.generation import cancel_on_disconnect, leased_generation
 from tether.api.sse import EventStreamResponse
 from tether.state.store import ResponseStore, StoreError
 
@@ -66,19 +66,29 @@ class ResponsesService:
     # -- POST /v1/responses ----------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
-        ctx = self.ctx
-        timer, request_id, body, model = await accept(ctx, request, wire.ResponsesRequest)
-        if body.background and (not body.store or self.store is None):
-            why = "store is false" if not body.store else "this server runs with --no-store"
-            raise InvalidRequest(f"background: needs a stored response ({why})", "background")
-        if self.store is None:
-            body = body.model_copy(update={"store": False})
-        history = await self._history(body.previous_response_id)
-        items = convert.input_items(body)
-        chat_request = convert.chat_request(body, history, items)
-        prompt = await self.chat.prepare(chat_request)
-        stream = start_generation(
-            ctx, chat_request, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
+        accepted = await accept(self.ctx, request, wire.ResponsesRequest)
+        timer, request_id, body, model, ctx, lease = accepted
+        try:
+            if body.background and (not body.store or self.store is None):
+                why = "store is false" if not body.store else "this server runs with --no-store"
+                raise InvalidRequest(f"background: needs a stored response ({why})", "background")
+            if self.store is None:
+                body = body.model_copy(update={"store": False})
+            history = await self._history(body.previous_response_id)
+            items = convert.input_items(body)
+            chat_request = convert.chat_request(body, history, items)
+            prompt = await self.chat.prepare(ctx, chat_request)
+        except BaseException:
+            lease.release()
+            raise
+        stream = leased_generation(
+            ctx,
+            lease,
+            chat_request,
+            request_id,
+            prompt.ids,
+            prompt.constraint,
+            prompt.tools.markers,
         )
         job = ResponseJob(
             response_id=wire.new_id("resp"),
