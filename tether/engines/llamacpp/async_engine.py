@@ -105,6 +105,8 @@ class AsyncEngine:
                 n_batch=cfg.batch_tokens,
                 n_threads=cfg.n_threads,
                 kv_unified=cfg.kv_unified,
+                lora_path=cfg.lora_path,
+                lora_scale=cfg.lora_scale,
             )
         )
         self._chat_template = runner.chat_template()

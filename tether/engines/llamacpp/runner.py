@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tether.engine.errors import EngineError
+from tether.engines.llamacpp.gguf_header import read_header
 from tether.engines.llamacpp.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class RunnerConfig:
     n_batch: int
     n_threads: int
     kv_unified: bool = False
+    lora_path: str | None = None  # a LoRA adapter GGUF applied to this context
+    lora_scale: float = 1.0
 
 
 class _Batch:
@@ -116,6 +119,24 @@ def model_params() -> llama.llama_model_params:
     return params
 
 
+def check_lora(path: str) -> None:
+    """Refuse, before llama.cpp sees it, an adapter that is not one, or one that adapts
+    ``token_embd``: on a model whose output head is its embedding matrix (Gemma's), llama.cpp
+    accepts it and then aborts the process at the first decode."""
+    try:
+        metadata, tensors = read_header(path)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot read the LoRA adapter at {path!r}: {exc}") from exc
+    if metadata.get("general.type") != "adapter" or metadata.get("adapter.type") != "lora":
+        raise EngineError(f"{path!r} is not a LoRA adapter GGUF (general.type, adapter.type)")
+    embedding = [name for name in tensors if name.startswith("token_embd.")]
+    if embedding:
+        raise EngineError(
+            f"the LoRA adapter at {path!r} adapts the token embedding ({embedding[0]}), "
+            "which llama.cpp cannot apply to a model with tied embeddings; leave it out"
+        )
+
+
 def system_info() -> str:
     """llama.cpp's build features as it reports them (``AVX512 = 1 | ... | OPENMP = 1``)."""
     return bytes(llama.llama_print_system_info()).decode(errors="replace").strip()
@@ -133,6 +154,8 @@ class ModelRunner:
         self.n_vocab = self.vocab.n_vocab
         self.n_swa = int(llama.llama_model_n_swa(self.model))
         self.ctx = self._new_context(config)
+        if config.lora_path is not None:
+            self._apply_lora(config.lora_path, config.lora_scale)
         self.mem = llama.llama_get_memory(self.ctx)
         self.batch = _Batch(config.n_batch)
         self._logits_types: dict[int, type[ctypes.Array[ctypes.c_float]]] = {}
@@ -163,6 +186,24 @@ class ModelRunner:
         if not ctx:
             raise EngineError("llama.cpp could not create a context (out of memory?)")
         return ctx
+
+    def _apply_lora(self, path: str, scale: float) -> None:
+        """Load a LoRA adapter onto the model and set it on this context (llama.cpp applies
+        adapters per context: every sequence of this engine decodes with it). The model and
+        context are freed when the adapter is refused."""
+        try:
+            check_lora(path)
+            adapter = llama.llama_adapter_lora_init(self.model, str(path).encode())
+            if not adapter:
+                raise EngineError(f"llama.cpp could not load the LoRA adapter at {path!r}")
+            adapters = (llama.llama_adapter_lora_p_ctypes * 1)(adapter)
+            scales = (ctypes.c_float * 1)(scale)
+            if llama.llama_set_adapters_lora(self.ctx, adapters, 1, scales) != 0:
+                raise EngineError(f"llama.cpp could not apply the LoRA adapter at {path!r}")
+        except BaseException:
+            llama.llama_free(self.ctx)
+            llama.llama_model_free(self.model)  # frees the adapter with it
+            raise
 
     # -- decoding -------------------------------------------------------------------------
 
