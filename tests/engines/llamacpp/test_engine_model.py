@@ -332,6 +332,33 @@ def test_model_loads_and_decodes_a_batch_without_the_amx_crash() -> None:
     assert "decoded" in proc.stdout
 
 
+def test_models_loaded_and_unloaded_one_after_another_do_not_crash() -> None:
+    """A model unloaded right after it loaded (the pool's eviction) used to free the
+    vocabulary that llguidance's tokenizer was still being read from in the background, and
+    llama.cpp aborted the process. Two engines on one decode thread, in a child."""
+    code = textwrap.dedent(
+        """
+        import asyncio
+        from tether.engine.config import EngineConfig
+        from tether.engines.llamacpp.async_engine import AsyncEngine
+        from tether.engines.llamacpp.decode_thread import DecodeThread
+
+        async def main():
+            decoder = DecodeThread()
+            for _ in range(3):
+                engine = AsyncEngine(EngineConfig(ctx_size=256, max_seqs=2, threads=1), decoder)
+                await engine.start()
+                await engine.stop()
+            print("loaded and unloaded 3 times")
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert "3 times" in proc.stdout
+
+
 async def test_prompt_logprobs_score_each_token_as_generation_did(
     model_engine: AsyncEngine,
 ) -> None:

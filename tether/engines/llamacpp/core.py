@@ -348,6 +348,9 @@ class EngineCore:
     def close(self) -> None:
         for seq in [*self.scheduler.running, *self.scheduler.waiting]:
             self.abort(seq.request_id)
+        # llguidance's tokenizer is read from the vocabulary in the background: the model
+        # must outlive that read (a model unloaded right after loading freed it under it).
+        self.constraints.vocab.wait_built()
         self.runner.close()
 
 

@@ -67,6 +67,10 @@ class GuidanceVocab:
         finally:
             self._built.set()
 
+    def wait_built(self) -> None:
+        """Until the background read of the vocabulary is over (before the model is freed)."""
+        self._built.wait()
+
     @property
     def tokenizer(self) -> llguidance.LLTokenizer:
         self._built.wait()
