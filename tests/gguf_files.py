@@ -1,6 +1,7 @@
 """GGUF files derived from the embedded model, for tests that need more than one model:
 another quantization (``llama_model_quantize``, in the bindings), a copy under another
-name, a corrupt file, and a small LoRA adapter (written with the ``gguf`` package)."""
+name, a corrupt file, and a small LoRA adapter (written with the ``gguf`` package); and the
+same kind of adapter as a PEFT folder, for the vLLM engine (written with ``safetensors``)."""
 
 from __future__ import annotations
 
@@ -84,4 +85,36 @@ def lora_adapter(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return path
+
+
+def peft_adapter(folder: Path, name: str = "peft-adapter", *, rank: int = 4, seed: int = 0) -> Path:
+    """A random LoRA adapter in PEFT's layout for the converted model (Gemma3ForCausalLM):
+    ``adapter_config.json`` and ``adapter_model.safetensors``, on q_proj and v_proj."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    path = folder / name
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for layer in range(_LAYERS):
+        for module, tensor in (("q_proj", "attn_q"), ("v_proj", "attn_v")):
+            n_in, n_out = _GEMMA3_270M[tensor]
+            key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            a = (rng.standard_normal((rank, n_in)) * 0.05).astype(np.float32)
+            b = (rng.standard_normal((n_out, rank)) * 0.05).astype(np.float32)
+            tensors[f"{key}.lora_A.weight"] = a
+            tensors[f"{key}.lora_B.weight"] = b
+    save_file(tensors, str(path / "adapter_model.safetensors"))
+    config = {
+        "peft_type": "LORA",
+        "r": rank,
+        "lora_alpha": rank,
+        "target_modules": ["q_proj", "v_proj"],
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
+    (path / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
     return path

@@ -31,7 +31,7 @@ def build_pool(config: ServerConfig) -> ModelPool:
     ones: with one model served the pre-pool way, that one)."""
     table = model_table(config)
     limits = Limits(config.max_loaded_models, int(config.models_memory_gb * memory.GIB))
-    return ModelPool(table, EngineFactory(), limits)
+    return ModelPool(table, EngineFactory(table), limits)
 
 
 def build_app(config: ServerConfig) -> FastAPI:

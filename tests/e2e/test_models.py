@@ -20,7 +20,7 @@ import pytest
 from together import Together
 
 from tests import gguf_files
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import VLLM_MODEL, RunningServer, start_server, stop_server, vllm_available
 from tests.e2e.wire import data_events, json_chunks
 
 pytestmark = pytest.mark.e2e
@@ -289,3 +289,54 @@ def test_sigterm_drains_streams_on_two_models(tmp_path: Path) -> None:
         assert data_events(bytes(raw))[-1] == "[DONE]", model
         assert chunks[-1]["choices"][0]["finish_reason"] == "length", model
     assert "Traceback" not in server.log_text()
+
+
+# -- both engines in one server, and vLLM's multi-LoRA -------------------------------------
+
+
+@pytest.mark.skipif(not vllm_available(), reason="make vllm builds .venv-vllm")
+def test_one_server_mixes_both_engines_and_a_vllm_lora(tmp_path: Path) -> None:
+    gguf = gguf_files.copy_as(tmp_path, "small")
+    adapter = gguf_files.peft_adapter(tmp_path)
+    (tmp_path / "models.toml").write_text(
+        f"""
+[models.gemma]
+path = "{VLLM_MODEL}"
+
+[models.tuned]
+lora = "{adapter}"
+base = "gemma"
+
+[models.small]
+engine = "llamacpp"
+path = "{gguf}"
+""",
+        encoding="utf-8",
+    )
+    proc, server = start_server(
+        tmp_path, "--models-file", str(tmp_path / "models.toml"), engine="vllm"
+    )
+    try:
+
+        def first_token(model: str) -> tuple[str, float]:
+            body = {
+                "model": model,
+                "prompt": "The capital of France is",
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": 1,
+            }
+            answer = httpx.post(f"{server.v1}/completions", json=body, timeout=300)
+            assert answer.status_code == 200, answer.text
+            logprobs = answer.json()["choices"][0]["logprobs"]
+            return logprobs["tokens"][0], logprobs["token_logprobs"][0]
+
+        base = first_token("gemma")
+        tuned = first_token("tuned")
+        small = first_token("small")  # the llama.cpp engine, in the same process
+        assert (tuned[0], round(tuned[1], 3)) != (base[0], round(base[1], 3))
+        assert small[0] == base[0]  # the same model on both engines: the same greedy token
+        cards = {c["id"]: c for c in httpx.get(f"{server.v1}/models", timeout=30).json()}
+        assert {cards[m]["state"] for m in ("gemma", "tuned", "small")} == {"STARTED"}
+    finally:
+        stop_server(proc)

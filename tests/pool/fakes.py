@@ -48,7 +48,11 @@ class FakeFactory:
         self.events: list[str] = []
         self.engines: dict[str, PoolEngine] = {}
 
-    def build(self, spec: ModelSpec) -> PoolEngine:
+    def base_of(self, spec: ModelSpec) -> str | None:
+        """A LoRA model shares its base's engine here (as on vLLM)."""
+        return spec.lora.base if spec.lora is not None else None
+
+    def build(self, spec: ModelSpec, base: PoolEngine | None = None) -> PoolEngine:
         engine = PoolEngine(
             model_id=spec.name,
             load_s=self.load_s,

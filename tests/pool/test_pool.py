@@ -239,3 +239,19 @@ async def test_metrics_carry_the_model_s_name() -> None:
     assert 'tether:model_loaded{model_name="a"} 0.0' in metrics
     assert 'tether:model_loaded{model_name="b"} 1.0' in metrics
     assert 'tether:num_requests_running{model_name="b"}' in metrics
+
+
+async def test_a_model_served_by_its_base_keeps_the_base_loaded() -> None:
+    """A vLLM LoRA adapter runs on its base's engine: loading it loads the base, and the
+    base is not evicted while the adapter is resident."""
+    config = ServerConfig(models=("base=/m/base.gguf", "other=/m/o.gguf"), loras=("tuned=/l@base",))
+    factory = FakeFactory()
+    async with serving(config, factory, Limits(max_loaded=2)) as (client, pool):
+        assert (await client.post(CHAT, json=ask("tuned"))).status_code == 200
+        assert factory.started() == ["base", "tuned"]
+        assert pool.entries["base"].leases == 1  # held by the adapter
+        assert (await client.post(CHAT, json=ask("other"))).status_code == 200
+        assert factory.stopped() == ["tuned"]  # the base was busy: the adapter went
+        assert pool.entries["base"].leases == 0
+        assert (await client.post(CHAT, json=ask("tuned"))).status_code == 200
+        assert factory.stopped() == ["tuned", "other"]

@@ -4,13 +4,14 @@ imported only when chosen: vLLM is an optional extra)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Protocol
 
 from tether.engine.base import Engine
 from tether.pool import memory
-from tether.pool.spec import ModelSpec
+from tether.pool.spec import ModelSpec, ModelTable
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,43 @@ class ServedEngine(Engine, Protocol):
 
 
 class EngineFactory:
-    """Builds the engine of a spec; llama.cpp engines share one decode thread."""
+    """Builds the engine of a spec; llama.cpp engines share one decode thread. A LoRA
+    adapter on llama.cpp is an engine of its own (a context with the adapter set); on vLLM
+    it is served by its base model's engine (vLLM's multi-LoRA), which is started with LoRA
+    enabled for the adapters the table puts on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: ModelTable | None = None) -> None:
         self._decoder: object | None = None
+        self._adapters: dict[str, list[str]] = {}  # a vLLM base model → its adapters
+        for spec in table.specs if table is not None else ():
+            if spec.lora is not None and spec.config.engine == "vllm":
+                self._adapters.setdefault(spec.lora.base, []).append(spec.lora.path)
 
-    def build(self, spec: ModelSpec) -> ServedEngine:
+    def base_of(self, spec: ModelSpec) -> str | None:
+        """The model whose engine serves ``spec`` (a vLLM LoRA adapter's base), or None."""
+        if spec.lora is not None and spec.config.engine == "vllm":
+            return spec.lora.base
+        return None
+
+    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine:
         config = spec.config
         if config.engine == "vllm":
             from tether.engines.vllm.engine import VllmEngine
 
-            engine_config = config.engine_config()
             if spec.lora is not None:
-                engine_config = engine_config.with_lora(spec.lora.path, spec.lora.scale)
-            return VllmEngine(engine_config, config.vllm_options())
+                from tether.engines.vllm.lora import VllmLoraEngine
+
+                if not isinstance(base, VllmEngine):
+                    raise ValueError(f"LoRA {spec.name!r}: its base is not a vLLM model")
+                return VllmLoraEngine(base, spec.name, spec.lora.path)
+            options = config.vllm_options()
+            adapters = self._adapters.get(spec.name)
+            if adapters:
+                from tether.engines.vllm.lora import lora_engine_args
+
+                engine_args = {**lora_engine_args(adapters), **options.engine_args}
+                options = dataclasses.replace(options, engine_args=engine_args)
+            return VllmEngine(config.engine_config(), options)
         from tether.engines.llamacpp.async_engine import AsyncEngine
         from tether.engines.llamacpp.decode_thread import DecodeThread
 
@@ -54,7 +78,7 @@ class EngineFactory:
         missing."""
         config = spec.config
         if config.engine == "vllm":
-            path = Path(config.model_path or "")
+            path = Path(spec.lora.path if spec.lora is not None else config.model_path or "")
             if not path.exists():
                 raise FileNotFoundError(f"no model at {config.model_path!r}")
             files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]

@@ -57,9 +57,12 @@ class ModelState(enum.StrEnum):
 
 
 class Factory(Protocol):
-    def build(self, spec: ModelSpec) -> ServedEngine: ...
+    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine: ...
 
     def estimate(self, spec: ModelSpec) -> int: ...
+
+    def base_of(self, spec: ModelSpec) -> str | None:
+        """The model whose engine serves ``spec`` (it stays loaded while ``spec`` is)."""
 
 
 class PoolEvents(Protocol):
@@ -119,6 +122,7 @@ class ModelEntry:
     last_used: float = 0.0
     footprint: int = 0  # estimated bytes, while loaded
     load_task: asyncio.Task[None] | None = None
+    base_lease: Lease | None = None  # held on the model whose engine serves this one
     pinned: bool = False
     ttl_s: float = 0.0
     created: int = field(default_factory=lambda: int(time.time()))
@@ -271,15 +275,21 @@ class ModelPool:
         await asyncio.shield(task)
 
     async def _load(self, entry: ModelEntry) -> None:
+        base_lease = None
         try:
+            base = self._factory.base_of(entry.spec)
+            if base is not None:  # before the load lock: loading the base takes it
+                base_lease = await self.acquire(self.entries[base])
             async with self._load_lock:
-                if entry.state is ModelState.STARTED:
-                    return
-                await self._load_now(entry)
+                if entry.state is not ModelState.STARTED:
+                    await self._load_now(entry, base_lease)
+                    base_lease = None  # the entry holds it now
         finally:
+            if base_lease is not None:
+                base_lease.release()
             entry.load_task = None
 
-    async def _load_now(self, entry: ModelEntry) -> None:
+    async def _load_now(self, entry: ModelEntry, base_lease: Lease | None) -> None:
         spec = entry.spec
         try:
             need = await asyncio.to_thread(self._factory.estimate, spec)
@@ -291,7 +301,7 @@ class ModelPool:
         log.info("loading model %s (%s, about %s)", entry.name, spec.path or "embedded", _gib(need))
         started = time.perf_counter()
         try:
-            engine = self._factory.build(spec)
+            engine = self._factory.build(spec, base_lease.model.engine if base_lease else None)
         except Exception as exc:
             self._failed(entry, str(exc) or type(exc).__name__)
         try:
@@ -302,6 +312,7 @@ class ModelPool:
             self._failed(entry, str(exc) or type(exc).__name__)
         seconds = time.perf_counter() - started
         entry.loaded = LoadedModel(entry.name, spec, engine, chat)
+        entry.base_lease = base_lease
         entry.state = ModelState.STARTED
         entry.last_used = self._clock()
         self.events.loaded(entry.name, seconds)
@@ -360,7 +371,9 @@ class ModelPool:
         try:
             await _stop_quietly(loaded.engine)
         finally:
-            entry.loaded, entry.footprint = None, 0
+            if entry.base_lease is not None:
+                entry.base_lease.release()
+            entry.loaded, entry.footprint, entry.base_lease = None, 0, None
             entry.state = ModelState.STOPPED
             self.events.unloaded(entry.name, reason)
             self._changed.set()
@@ -467,11 +480,14 @@ class _Given:
     def __init__(self, engine: ServedEngine) -> None:
         self._engine = engine
 
-    def build(self, spec: ModelSpec) -> ServedEngine:
+    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine:
         return self._engine
 
     def estimate(self, spec: ModelSpec) -> int:
         return 0
+
+    def base_of(self, spec: ModelSpec) -> str | None:
+        return None
 
 
 def _gib(size: int) -> str:

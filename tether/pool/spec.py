@@ -247,7 +247,8 @@ def _file_spec(config: ServerConfig, name: str, table: dict[str, Any], folder: P
 def _lora(config: ServerConfig, name: str, lora: LoraSpec, table: dict[str, Any]) -> ModelSpec:
     if not lora.base:
         raise ValueError(f"LoRA {name!r} needs a base model")
-    spec = _spec(config, name, None, ttl_s=float(table.get("ttl", config.model_ttl)))
+    # The adapter's path stands in for the model's until its base's settings replace them.
+    spec = _spec(config, name, lora.path, ttl_s=float(table.get("ttl", config.model_ttl)))
     aliases = tuple(table.get("aliases", ()))
     return dataclasses.replace(spec, lora=lora, aliases=aliases, pinned=bool(table.get("pinned")))
 

@@ -186,7 +186,8 @@ class VllmEngine:
     def sampling_defaults(self) -> SamplingDefaults:
         return self._defaults
 
-    def generate(self, request: GenerationRequest) -> VllmStream:
+    def generate(self, request: GenerationRequest, lora: Any = None) -> VllmStream:
+        """``lora``: vLLM's ``LoRARequest`` of an adapter served on this engine (``lora``)."""
         if self._ended is not None:
             raise self._ended
         if self._llm is None:
@@ -204,7 +205,7 @@ class VllmEngine:
         if len(self._streams) >= self.config.max_seqs + self.config.max_queue:
             raise QueueFullError("too many requests are waiting; retry later")
         seed = params.seed if params.seed is not None else new_seed()
-        stream = VllmStream(self, request, self._vllm_params(request, seed), seed)
+        stream = VllmStream(self, request, self._vllm_params(request, seed), seed, lora)
         self._streams[request.request_id] = stream
         return stream
 

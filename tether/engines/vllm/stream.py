@@ -47,9 +47,15 @@ class VllmStream:
     """One request's outputs. Closing it before the end aborts the request in vLLM."""
 
     def __init__(
-        self, engine: StreamOwner, request: GenerationRequest, params: Any, seed: int
+        self,
+        engine: StreamOwner,
+        request: GenerationRequest,
+        params: Any,
+        seed: int,
+        lora: Any = None,
     ) -> None:
         self._engine = engine
+        self._lora = lora  # vLLM's LoRARequest, for a LoRA adapter's request
         self._request = request
         self._params = params
         # Greedy with n > 1: vLLM computes one choice, which every index receives.
@@ -63,6 +69,10 @@ class VllmStream:
         self._closed = False
         self._prompt_logprobs_sent = False
         self.started = False
+
+    @property
+    def finished(self) -> bool:
+        return self._closed or self._unfinished == 0
 
     def fail(self, error: EngineError) -> None:
         self._error = error
@@ -109,7 +119,7 @@ class VllmStream:
             raise EngineDeadError("the vLLM engine is not running")
         self.started = True
         gen: AsyncGenerator[Any, None] = llm.generate(
-            prompt, self._params, self._request.request_id
+            prompt, self._params, self._request.request_id, lora_request=self._lora
         )
         return gen
 
