@@ -235,7 +235,9 @@ def test_serve_logs_one_structured_line_per_request(tether_server: RunningServer
 
 
 def test_access_log_has_the_status_of_errors(tether_server: RunningServer) -> None:
-    response = httpx.post(f"{tether_server.url}/v1/completions", json={"prompt": "x"})
+    response = httpx.post(
+        f"{tether_server.url}/v1/completions", json={"model": "no-such-model", "prompt": "x"}
+    )
     assert response.status_code == 400
     line = access_line(tether_server, response.headers["x-request-id"])
     assert "method=POST path=/v1/completions status=400 " in line

@@ -21,6 +21,7 @@ from tether.engines.vllm.config import VllmOptions
 
 LOOPBACK = "127.0.0.1"
 ENGINES = ("llamacpp", "vllm")
+MAX_TTL_S = 366 * 24 * 3600.0  # a model's idle timeout: at most a year
 __all__ = ["DEFAULT_MODEL_ID", "LOOPBACK", "ServerConfig"]
 
 
@@ -133,10 +134,13 @@ class ServerConfig:
         if self.engine == "vllm" and self.model_path is None:
             raise ValueError("engine vllm needs --model: a Hugging Face folder or hub id")
         self.vllm_options()  # vLLM's own checks
-        if self.max_loaded_models < 0 or self.models_memory_gb < 0 or self.model_ttl < 0:
+        if self.max_loaded_models < 0:
+            raise ValueError("max_loaded_models must be non-negative (0: no bound)")
+        if not 0 <= self.models_memory_gb < 1e9:
+            raise ValueError(f"models_memory_gb must be in [0, 1e9), got {self.models_memory_gb}")
+        if not 0 <= self.model_ttl < MAX_TTL_S:
             raise ValueError(
-                "max_loaded_models, models_memory_gb and model_ttl must be non-negative "
-                "(0: no bound)"
+                f"model_ttl must be in [0, {MAX_TTL_S:g}) seconds (0: never), got {self.model_ttl}"
             )
 
     def chat_template_source(self) -> str | None:

@@ -167,3 +167,11 @@ async def test_a_busy_model_stops_once_its_requests_are_done() -> None:
                 break
             await asyncio.sleep(0.02)
         assert factory.stopped() == ["small"]
+
+
+async def test_an_inactive_timeout_past_a_year_is_a_400() -> None:
+    async with managed(FakeFactory()) as (_, http, _):
+        for body in ({"inactive_timeout": 10**400}, {"inactive_timeout": 10**9}, {"state": 3}):
+            response = await http.patch("/v1/endpoints/small", json=body)
+            assert response.status_code == 400, body
+        assert (await http.get("/v1/endpoints/small")).status_code == 200

@@ -17,6 +17,7 @@ GIB = 1024**3
 @dataclass
 class PoolEngine(FakeEngine):
     load_s: float = 0.0
+    stop_s: float = 0.0
     load_error: str | None = None
     events: list[str] = field(default_factory=list)
 
@@ -30,6 +31,8 @@ class PoolEngine(FakeEngine):
     async def stop(self) -> None:
         # Like the llama.cpp engine: requests still open end with an error.
         self.ended_by = EngineShutdownError("the model was unloaded")
+        if self.stop_s:
+            await asyncio.sleep(self.stop_s)
         self.events.append(f"stop {self.model_id}")
 
 
@@ -38,12 +41,14 @@ class FakeFactory:
         self,
         sizes: dict[str, int] | None = None,
         load_s: float = 0.0,
+        stop_s: float = 0.0,
         broken: dict[str, str] | None = None,
         script: Script | None = None,
     ) -> None:
         self.script = script
         self.sizes = sizes or {}
         self.load_s = load_s
+        self.stop_s = stop_s
         self.broken = broken or {}
         self.events: list[str] = []
         self.engines: dict[str, PoolEngine] = {}
@@ -56,6 +61,7 @@ class FakeFactory:
         engine = PoolEngine(
             model_id=spec.name,
             load_s=self.load_s,
+            stop_s=self.stop_s,
             load_error=self.broken.get(spec.name),
             events=self.events,
         )

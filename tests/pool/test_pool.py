@@ -30,8 +30,11 @@ async def serving(
     factory: FakeFactory,
     limits: Limits | None = None,
     available: Callable[[], int] = lambda: 1000 * GIB,
+    **options: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ModelPool]]:
-    pool = ModelPool(model_table(config), factory, limits or Limits(), available=available)
+    pool = ModelPool(
+        model_table(config), factory, limits or Limits(), available=available, **options
+    )
     app = create_app(pool, config)
     await pool.start()
     try:
@@ -131,7 +134,8 @@ async def test_an_idle_model_is_unloaded_after_its_ttl(tmp_path: Path) -> None:
 async def test_a_model_that_fails_to_load_fails_alone() -> None:
     config = ServerConfig(models=("bad=/m/bad.gguf", "good=/m/good.gguf"))
     factory = FakeFactory(broken={"bad": "llama.cpp could not load /m/bad.gguf (bad magic)"})
-    async with serving(config, factory) as (client, _):
+    now = [0.0]
+    async with serving(config, factory, clock=lambda: now[0]) as (client, _):
         bad = await client.post(CHAT, json=ask("bad"))
         assert bad.status_code == 503
         error = bad.json()["error"]
@@ -143,11 +147,15 @@ async def test_a_model_that_fails_to_load_fails_alone() -> None:
         cards = {card["id"]: card for card in (await client.get("/v1/models")).json()}
         assert cards["bad"]["state"] == "ERROR"
         assert "bad magic" in cards["bad"]["load_error"]
+        # Asked again at once, it is not tried again (each try could evict others).
+        again = await client.post(CHAT, json=ask("bad"))
+        assert again.status_code == 503 and "bad magic" in again.json()["error"]["message"]
         metrics = (await client.get("/metrics")).text
         assert 'tether:model_load_failures_total{model_name="bad"} 1.0' in metrics
         assert 'tether:model_loads_total{model_name="good"} 1.0' in metrics
-        # The next request tries again (the file may have been fixed).
+        # Later, the next request tries again (the file may have been fixed).
         factory.broken.clear()
+        now[0] += 11
         assert (await client.post(CHAT, json=ask("bad"))).status_code == 200
 
 
@@ -255,3 +263,78 @@ async def test_a_model_served_by_its_base_keeps_the_base_loaded() -> None:
         assert pool.entries["base"].leases == 0
         assert (await client.post(CHAT, json=ask("tuned"))).status_code == 200
         assert factory.stopped() == ["tuned", "other"]
+
+
+async def test_a_model_asked_for_while_it_unloads_loads_once_the_unload_is_over() -> None:
+    """A TTL unload whose engine takes a while to stop, and a request for the model
+    meanwhile: the request gets a fresh engine, and the pool keeps track of it."""
+    factory = FakeFactory(stop_s=0.3)
+    async with serving(TWO, factory) as (client, pool):
+        assert (await client.post(CHAT, json=ask("a"))).status_code == 200
+        entry = pool.entries["a"]
+        pool.set_ttl(entry, 0.05)
+        for _ in range(100):
+            if entry.state.value == "STOPPING":
+                break
+            await asyncio.sleep(0.01)
+        assert entry.state.value == "STOPPING"
+        pool.set_ttl(entry, 0)
+        assert (await client.post(CHAT, json=ask("a"))).status_code == 200
+        assert factory.events == ["start a", "stop a", "start a"]
+        assert entry.state.value == "STARTED" and entry.loaded is not None
+        assert entry.loaded.engine is factory.engines["a"]
+
+
+async def test_an_adapter_that_cannot_fit_next_to_its_base_is_refused_not_stuck() -> None:
+    config = ServerConfig(models=("base=/m/base.gguf",), loras=("tuned=/l@base",))
+    factory = FakeFactory()
+    async with serving(config, factory, Limits(max_loaded=1)) as (client, pool):
+        response = await asyncio.wait_for(client.post(CHAT, json=ask("tuned")), timeout=10)
+        assert response.status_code == 503
+        assert "no room" in response.json()["error"]["message"]
+        assert pool.entries["base"].leases == 0
+        assert (await client.post(CHAT, json=ask("base"))).status_code == 200
+
+
+async def test_a_load_that_could_never_fit_unloads_nothing() -> None:
+    factory = FakeFactory(sizes={"a": GIB, "b": 4 * GIB})
+    async with serving(TWO, factory, available=lambda: 2 * GIB) as (client, _):
+        assert (await client.post(CHAT, json=ask("a"))).status_code == 200
+        refused = await client.post(CHAT, json=ask("b"))
+        assert refused.status_code == 503
+        message = refused.json()["error"]["message"]
+        assert "it needs 4.00 GiB, the machine has 2.00 GiB available" in message
+        assert factory.stopped() == []  # a stays: unloading it would not have made room
+
+
+async def test_shutting_down_ends_requests_waiting_for_a_load() -> None:
+    from tether.engine.errors import EngineShutdownError
+
+    factory = FakeFactory(load_s=5.0)
+    async with serving(TWO, factory) as (client, pool):
+        waiting = asyncio.ensure_future(client.post(CHAT, json=ask("a")))
+        await asyncio.sleep(0.1)
+        pool.end_all(EngineShutdownError("The server is shutting down."))
+        response = await asyncio.wait_for(waiting, timeout=2)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "server_shutdown"
+
+
+async def test_stopping_a_model_while_it_starts_leaves_it_stopped() -> None:
+    factory = FakeFactory(load_s=0.2)
+    async with serving(TWO, factory) as (_, pool):
+        entry = pool.entries["a"]
+        pool.start_model(entry)
+        await asyncio.sleep(0.05)
+        await pool.stop_model(entry)
+        assert entry.state.value == "STOPPED"
+        assert factory.events == ["start a", "stop a"]
+
+
+async def test_a_model_whose_engine_died_is_loaded_again() -> None:
+    factory = FakeFactory()
+    async with serving(TWO, factory) as (client, _):
+        assert (await client.post(CHAT, json=ask("a"))).status_code == 200
+        factory.engines["a"].ready = False  # its engine thread crashed
+        assert (await client.post(CHAT, json=ask("a"))).status_code == 200
+        assert factory.events == ["start a", "stop a", "start a"]

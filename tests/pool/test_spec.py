@@ -149,6 +149,16 @@ def test_a_configuration_that_cannot_work_is_refused_at_startup(
         ("[models.a]\npath = 'a.gguf'\nmax_seqs = 999\n", "max_seqs must be in"),
         ("[modles.a]\npath = 'a.gguf'\n", "unknown top-level keys"),
         ("[models\n", "models.toml"),
+        ("[models.a]\npath = 'a.gguf'\naliases = [{}]\n", "aliases must be a list of names"),
+        ("[models.a]\npath = 'a.gguf'\naliases = 'xyz'\n", "aliases must be a list of names"),
+        ("[models.a]\npath = 'a.gguf'\npinned = 'false'\n", "pinned must be true or false"),
+        ("[models.a]\npath = 'a.gguf'\nmax_seqs = 2.5\n", "max_seqs must be an int"),
+        ("[models.a]\npath = 3\n", "model_path must be a str"),
+        ("[models.a]\npath = 'a.gguf'\nttl = nan\n", "ttl must be a number of seconds"),
+        (
+            "[models.a]\npath = 'a.gguf'\n[models.t]\nlora = 'l.gguf'\nbase = 'a'\nctx_size = 8\n",
+            "a LoRA model runs with its base's settings",
+        ),
     ],
 )
 def test_a_bad_models_file_names_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
@@ -156,3 +166,22 @@ def test_a_bad_models_file_names_what_is_wrong(tmp_path: Path, text: str, messag
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         model_table(ServerConfig(models_file=str(path)))
+
+
+def test_a_model_path_next_to_other_models_is_named_by_its_id(tmp_path: Path) -> None:
+    (tmp_path / "other.gguf").write_bytes(b"")
+    config = ServerConfig(
+        model_path="/m/base.gguf",
+        model_id="base",
+        models_dir=str(tmp_path),
+        loras=("tuned=/m/l.gguf@base",),
+    )
+    table = model_table(config)
+    assert [spec.name for spec in table.specs] == ["base", "other", "tuned"]
+    assert table.specs[0].path == "/m/base.gguf"
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), float("inf"), -1.0])
+def test_a_model_ttl_must_be_a_real_duration(ttl: float) -> None:
+    with pytest.raises(ValueError, match="model_ttl must be in"):
+        ServerConfig(model_ttl=ttl)

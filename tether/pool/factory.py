@@ -78,9 +78,10 @@ class EngineFactory:
         missing."""
         config = spec.config
         if config.engine == "vllm":
+            # A hub id (no local path), or a GPU (not this machine's memory): unknown.
             path = Path(spec.lora.path if spec.lora is not None else config.model_path or "")
-            if not path.exists():
-                raise FileNotFoundError(f"no model at {config.model_path!r}")
+            if not path.exists() or not _vllm_on_cpu():
+                return 0
             files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
             return sum(p.stat().st_size for p in files)
         from tether.engines.llamacpp.gguf import resolve_model_path
@@ -99,3 +100,13 @@ class EngineFactory:
         return memory.estimate_bytes(
             weights, shape, engine.ctx_size, engine.max_seqs, engine.batch_tokens
         )
+
+
+def _vllm_on_cpu() -> bool:
+    """Whether vLLM runs on this machine's CPU (its build for CPUs), so its weights and KV
+    cache take host memory."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(current_platform.is_cpu())

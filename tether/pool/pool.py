@@ -9,24 +9,24 @@
              ... the request streams ...
              lease released when its stream closes ─► the model's idle clock starts
 
-A model with a lease (a request running, or queued in its engine) or with requests
-waiting for it to load is never unloaded; a pinned one never is. ``ttl_s`` unloads a model
-idle that long. Loads run one at a time (two would share two cores and the memory check).
-A load that fails leaves its model in ``ERROR`` with the reason, answered as a 503 to the
-requests that asked for it; the next request for it tries again. Nothing here can bring
-the process down: every failure stays with its model.
+A model with a lease (a request running, or queued in its engine; a LoRA adapter served by
+its engine) or with requests waiting for it to load is never unloaded; a pinned one never
+is. ``ttl_s`` unloads a model idle that long. Loads and unloads run one at a time, under
+one lock (two loads would share two cores and the memory check; a model must not load
+again while its previous engine is still stopping). A load that fails leaves its model in
+``ERROR`` with the reason, answered as a 503 to the requests that asked for it; a request
+``retry_s`` later tries again. A load that could never fit (over the budget, or next to
+pinned models) is refused before anything is unloaded for it. Nothing here can bring the
+process down: every failure stays with its model.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from tether.chat.template import ChatTemplate
 from tether.engine.errors import (
@@ -35,135 +35,27 @@ from tether.engine.errors import (
     ModelUnavailableError,
     QueueFullError,
 )
-from tether.engine.request import EngineStats
-from tether.engine.sampling_params import SamplingDefaults
 from tether.pool import memory
+from tether.pool.entry import (
+    Factory,
+    Lease,
+    Limits,
+    LoadedModel,
+    ModelEntry,
+    ModelState,
+    NoEvents,
+    PoolEvents,
+)
 from tether.pool.factory import ServedEngine
 from tether.pool.spec import ModelSpec, ModelTable
+
+__all__ = ["Lease", "Limits", "LoadedModel", "ModelEntry", "ModelPool", "ModelState"]
 
 log = logging.getLogger("tether.pool")
 
 GIB = memory.GIB
-
-
-class ModelState(enum.StrEnum):
-    """Together's endpoint states, as a loaded model has them."""
-
-    STOPPED = "STOPPED"
-    STARTING = "STARTING"
-    STARTED = "STARTED"
-    STOPPING = "STOPPING"
-    ERROR = "ERROR"
-
-
-class Factory(Protocol):
-    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine: ...
-
-    def estimate(self, spec: ModelSpec) -> int: ...
-
-    def base_of(self, spec: ModelSpec) -> str | None:
-        """The model whose engine serves ``spec`` (it stays loaded while ``spec`` is)."""
-
-
-class PoolEvents(Protocol):
-    """Where loads and unloads are counted (``tether.api.metrics``)."""
-
-    def loaded(self, model: str, seconds: float) -> None: ...
-
-    def load_failed(self, model: str) -> None: ...
-
-    def unloaded(self, model: str, reason: str) -> None: ...
-
-
-class _NoEvents:
-    def loaded(self, model: str, seconds: float) -> None:
-        pass
-
-    def load_failed(self, model: str) -> None:
-        pass
-
-    def unloaded(self, model: str, reason: str) -> None:
-        pass
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What may be resident at once: models (0: any number) and bytes (0: the machine's
-    available memory only)."""
-
-    max_loaded: int = 0
-    memory_bytes: int = 0
-
-
-@dataclass(eq=False)
-class LoadedModel:
-    """What a request is served with: the engine, its chat template, its defaults."""
-
-    name: str
-    spec: ModelSpec
-    engine: ServedEngine
-    chat: Any  # tether.chat.template.ChatTemplate, or a test's renderer
-
-    def sampling_defaults(self) -> SamplingDefaults:
-        """The server's (or models file's) sampling defaults over the model's own."""
-        return self.engine.sampling_defaults.with_values(self.spec.config.sampling_defaults)
-
-
-@dataclass(eq=False)
-class ModelEntry:
-    """One configured model and its state."""
-
-    spec: ModelSpec
-    state: ModelState = ModelState.STOPPED
-    error: str | None = None
-    loaded: LoadedModel | None = None
-    leases: int = 0
-    waiting: int = 0  # requests waiting for it to load
-    last_used: float = 0.0
-    footprint: int = 0  # estimated bytes, while loaded
-    load_task: asyncio.Task[None] | None = None
-    base_lease: Lease | None = None  # held on the model whose engine serves this one
-    pinned: bool = False
-    ttl_s: float = 0.0
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def shown_state(self) -> ModelState:
-        """The state to report: a model whose load has been asked for is STARTING."""
-        if self.load_task is not None and self.state in (ModelState.STOPPED, ModelState.ERROR):
-            return ModelState.STARTING
-        return self.state
-
-    @property
-    def resident(self) -> bool:
-        return self.state in (ModelState.STARTING, ModelState.STARTED, ModelState.STOPPING)
-
-    @property
-    def idle(self) -> bool:
-        return self.leases == 0 and self.waiting == 0
-
-    def stats(self) -> EngineStats | None:
-        return self.loaded.engine.stats() if self.loaded is not None else None
-
-
-class Lease:
-    """A request's hold on a loaded model: released once, when its work is over."""
-
-    def __init__(self, pool: ModelPool, entry: ModelEntry) -> None:
-        assert entry.loaded is not None
-        self.model = entry.loaded
-        self._pool = pool
-        self._entry = entry
-        self._released = False
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._pool._release(self._entry)
+RETRY_S = 10.0  # a model whose load failed is tried again after this long
+_POLL_S = 1.0  # how often a wait for room looks again, whatever woke it
 
 
 class ModelPool:
@@ -171,34 +63,40 @@ class ModelPool:
         self,
         table: ModelTable,
         factory: Factory,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         *,
         events: PoolEvents | None = None,
         available: Callable[[], int] = memory.available_bytes,
         clock: Callable[[], float] = time.monotonic,
+        retry_s: float = RETRY_S,
     ) -> None:
         self.table = table
         self._factory = factory
-        self.limits = limits
-        self.events: PoolEvents = events or _NoEvents()
+        self.limits = limits or Limits()
+        self.events: PoolEvents = events or NoEvents()
         self._available = available
         self._clock = clock
+        self._retry_s = retry_s
         self.entries = {
             spec.name: ModelEntry(spec, pinned=spec.pinned, ttl_s=spec.ttl_s)
             for spec in table.specs
         }
-        self._load_lock = asyncio.Lock()
-        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()  # loads and unloads, one at a time
+        self._changed = asyncio.Event()  # a lease released, a model unloaded
+        self._closed = asyncio.Event()
+        self._ttls_changed = asyncio.Event()
         self._closing: EngineError | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.started = False
+        self._manages = True  # it starts and stops the engines (not one a caller runs)
 
     @classmethod
     def of_engine(cls, engine: ServedEngine, table: ModelTable, chat: Any) -> ModelPool:
         """One model (``table``'s single one) whose engine the caller built and runs."""
         [spec] = table.specs
         pool = cls(table, _Given(engine))
+        pool._manages = False
         entry = pool.entries[spec.name]
         entry.loaded = LoadedModel(spec.name, spec, engine, chat)
         entry.state = ModelState.STARTED
@@ -231,36 +129,50 @@ class ModelPool:
         the server shuts down."""
         entry.waiting += 1
         try:
-            while entry.state is not ModelState.STARTED or entry.loaded is None:
-                if self._closing is not None:
-                    raise self._closing
+            while True:
+                self._check_open()
+                loaded = entry.loaded
+                if entry.state is ModelState.STARTED and loaded is not None:
+                    if loaded.engine.ready or entry.leases or not self._manages:
+                        break
+                    # Its engine died and nobody holds it: unload it, and load it again.
+                    await self.unload(entry, reason="failed")
+                    continue
                 if entry.waiting > entry.spec.config.max_queue:
                     raise QueueFullError(
                         f"Too many requests are waiting for model {entry.name!r} to load; "
                         "retry later."
                     )
+                failed_for = self._clock() - entry.failed_at
+                if entry.state is ModelState.ERROR and failed_for < self._retry_s:
+                    raise ModelUnavailableError(
+                        f"Model {entry.name!r} could not be loaded: {entry.error}"
+                    )
                 await self._loading(entry)
-            if self._closing is not None:
-                raise self._closing
-            entry.leases += 1
+            lease = Lease(entry, self._release)
         finally:
             entry.waiting -= 1
             self._changed.set()
         entry.last_used = self._clock()
-        return Lease(self, entry)
+        return lease
 
     def _release(self, entry: ModelEntry) -> None:
         entry.leases -= 1
         entry.last_used = self._clock()
         self._changed.set()
 
+    def _check_open(self) -> None:
+        if self._closing is not None:
+            raise self._closing
+
     # -- loading --------------------------------------------------------------------------
 
     async def load(self, entry: ModelEntry) -> None:
-        """Load ``entry`` now (the management API's start), unless it already is."""
+        """Load ``entry`` now (startup, the management API's start), unless it is."""
         entry.waiting += 1
         try:
             while entry.state is not ModelState.STARTED:
+                self._check_open()
                 await self._loading(entry)
         finally:
             entry.waiting -= 1
@@ -268,37 +180,59 @@ class ModelPool:
 
     async def _loading(self, entry: ModelEntry) -> None:
         """Start ``entry``'s load or join the one under way; a failed load raises here for
-        every request that waited on it. Cancelling one waiter does not cancel the load."""
-        if entry.load_task is None:
-            entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
+        every request that waited on it. Cancelling one waiter does not cancel the load;
+        the server shutting down ends the wait."""
         task = entry.load_task
-        await asyncio.shield(task)
+        if task is None:
+            task = entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
+            self._track(task)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((task, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        self._check_open()
+        task.result()
 
     async def _load(self, entry: ModelEntry) -> None:
-        base_lease = None
         try:
-            base = self._factory.base_of(entry.spec)
-            if base is not None:  # before the load lock: loading the base takes it
-                base_lease = await self.acquire(self.entries[base])
-            async with self._load_lock:
-                if entry.state is not ModelState.STARTED:
-                    await self._load_now(entry, base_lease)
-                    base_lease = None  # the entry holds it now
+            base_name = self._factory.base_of(entry.spec)
+            base = self.entries[base_name] if base_name is not None else None
+            while True:
+                if base is not None and base.state is not ModelState.STARTED:
+                    await self.load(base)
+                async with self._lock:
+                    self._check_open()
+                    if entry.state is ModelState.STARTED:
+                        return
+                    if base is not None and base.state is not ModelState.STARTED:
+                        continue  # unloaded while this waited for the lock
+                    # Taken under the lock, where nothing can unload the base first.
+                    base_lease = Lease(base, self._release) if base is not None else None
+                    try:
+                        await self._load_now(entry, base, base_lease)
+                    except BaseException:
+                        if base_lease is not None:
+                            base_lease.release()
+                        raise
+                    return
         finally:
-            if base_lease is not None:
-                base_lease.release()
             entry.load_task = None
 
-    async def _load_now(self, entry: ModelEntry, base_lease: Lease | None) -> None:
+    async def _load_now(
+        self, entry: ModelEntry, base: ModelEntry | None, base_lease: Lease | None
+    ) -> None:
+        """Estimate, make room, build and start (the lock held)."""
         spec = entry.spec
         try:
             need = await asyncio.to_thread(self._factory.estimate, spec)
         except (OSError, ValueError) as exc:
             self._failed(entry, f"cannot read the model: {exc}")
-        await self._make_room(entry, need)
-        entry.state, entry.error = ModelState.STARTING, None
-        entry.footprint = need
-        log.info("loading model %s (%s, about %s)", entry.name, spec.path or "embedded", _gib(need))
+        await self._make_room(entry, need, base)
+        self._check_open()
+        entry.state, entry.error, entry.footprint = ModelState.STARTING, None, need
+        where = spec.path or "embedded"
+        log.info("loading model %s (%s, about %s)", entry.name, where, _gib(need))
         started = time.perf_counter()
         try:
             engine = self._factory.build(spec, base_lease.model.engine if base_lease else None)
@@ -307,8 +241,11 @@ class ModelPool:
         try:
             await engine.start()
             chat = _chat_template(spec, engine)
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled load (shutdown) stops its engine too
             await _stop_quietly(engine)
+            if not isinstance(exc, Exception):
+                entry.state, entry.footprint = ModelState.STOPPED, 0
+                raise
             self._failed(entry, str(exc) or type(exc).__name__)
         seconds = time.perf_counter() - started
         entry.loaded = LoadedModel(entry.name, spec, engine, chat)
@@ -320,35 +257,47 @@ class ModelPool:
 
     def _failed(self, entry: ModelEntry, reason: str) -> NoReturn:
         entry.state, entry.error, entry.footprint = ModelState.ERROR, reason, 0
+        entry.failed_at = self._clock()
         self.events.load_failed(entry.name)
         log.error("model %s failed to load: %s", entry.name, reason)
         raise ModelUnavailableError(f"Model {entry.name!r} could not be loaded: {reason}")
 
-    async def _make_room(self, entry: ModelEntry, need: int) -> None:
+    async def _make_room(self, entry: ModelEntry, need: int, base: ModelEntry | None) -> None:
         """Unload idle models, least recently used first, until ``entry`` fits the count,
         the memory budget and the machine's available memory; wait while only busy ones
-        stand in the way; refuse when nothing could ever make room."""
+        stand in the way; refuse at once when even unloading every model that may be
+        unloaded would not make room (the lock held)."""
         budget = self.limits.memory_bytes
         if budget and need > budget:
             self._failed(entry, f"it needs {_gib(need)}, over the budget of {_gib(budget)}")
         while True:
+            self._check_open()
             others = [e for e in self.entries.values() if e.resident and e is not entry]
             why = self._no_room(others, need)
             if why is None:
                 return
-            candidates = [e for e in others if e.state is ModelState.STARTED and not e.pinned]
+            # The base that serves this model stays; so do pinned ones.
+            candidates = [
+                e
+                for e in others
+                if e.state is ModelState.STARTED and not e.pinned and e is not base
+            ]
+            fixed = [e for e in others if e not in candidates]
+            freed = sum(e.footprint for e in candidates)
+            if self._no_room(fixed, need, freed) is not None:
+                self._failed(
+                    entry, f"no room: {why}, and unloading every model that may be would not help"
+                )
             idle = sorted((e for e in candidates if e.idle), key=lambda e: e.last_used)
             if idle:
-                await self.unload(idle[0], reason="evicted")
+                await self._unload_locked(idle[0], reason="evicted")
                 continue
-            if not candidates:
-                self._failed(entry, f"no room: {why}, and every loaded model is pinned")
             self._changed.clear()  # a busy model goes idle: its lease is released
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+            await self._wait_changed()
 
-    def _no_room(self, others: list[ModelEntry], need: int) -> str | None:
-        """Why a model of ``need`` bytes does not fit next to ``others``, or None."""
+    def _no_room(self, others: list[ModelEntry], need: int, freed: int = 0) -> str | None:
+        """Why a model of ``need`` bytes does not fit next to ``others`` (with ``freed``
+        more bytes available), or None."""
         limit = self.limits.max_loaded
         if limit and len(others) + 1 > limit:
             return f"{len(others)} model(s) loaded, at most {limit}"
@@ -356,13 +305,30 @@ class ModelPool:
         left = budget - sum(e.footprint for e in others)
         if budget and need > left:
             return f"it needs {_gib(need)}, the memory budget has {_gib(left)} left"
-        available = self._available()
+        available = self._available() + freed
         if need > available:
             return f"it needs {_gib(need)}, the machine has {_gib(available)} available"
         return None
 
-    async def unload(self, entry: ModelEntry, *, reason: str) -> None:
-        """Stop ``entry``'s engine and free it (its requests, if any, end with an error)."""
+    async def _wait_changed(self) -> None:
+        await _wait_any((self._changed, self._closed), _POLL_S)
+
+    # -- unloading ------------------------------------------------------------------------
+
+    async def unload(
+        self,
+        entry: ModelEntry,
+        *,
+        reason: str,
+        when: Callable[[ModelEntry], bool] | None = None,
+    ) -> None:
+        """Stop ``entry``'s engine and free it, if ``when`` still holds once no load or
+        unload is under way (its requests, if any, end with an error)."""
+        async with self._lock:
+            if when is None or when(entry):
+                await self._unload_locked(entry, reason=reason)
+
+    async def _unload_locked(self, entry: ModelEntry, *, reason: str) -> None:
         loaded = entry.loaded
         if loaded is None or entry.state is not ModelState.STARTED:
             return
@@ -387,35 +353,43 @@ class ModelPool:
     def set_ttl(self, entry: ModelEntry, ttl_s: float) -> None:
         entry.ttl_s = ttl_s
         entry.last_used = self._clock()  # the new timeout counts from now
+        self._ttls_changed.set()  # the reaper looks as often as the shortest TTL needs
 
     def start_model(self, entry: ModelEntry) -> None:
         """Load ``entry`` in the background (a failure is its ``ERROR`` state and reason)."""
         if entry.state is ModelState.STARTED or entry.load_task is not None:
             return
-        task = entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
+        entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
+        self._track(entry.load_task)
 
     async def stop_model(self, entry: ModelEntry) -> None:
         """Unpin ``entry`` and unload it: now when idle, else once its requests are done
-        (in the background). A request that asks for it later loads it again."""
+        (in the background). A load under way finishes first. A request that asks for the
+        model later loads it again."""
         entry.pinned = False
+        task = entry.load_task
+        if task is not None:
+            await asyncio.wait((task,))
         if entry.idle:
-            await self.unload(entry, reason="stopped")
-            return
-        task = asyncio.get_running_loop().create_task(self._unload_when_idle(entry))
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
+            await self.unload(entry, reason="stopped", when=_stoppable)
+        else:
+            self._track(asyncio.get_running_loop().create_task(self._unload_when_idle(entry)))
 
     async def _unload_when_idle(self, entry: ModelEntry) -> None:
-        while not entry.idle:
+        while entry.state is ModelState.STARTED and not entry.pinned:
+            if entry.idle:
+                await self.unload(entry, reason="stopped", when=_stoppable)
+                continue
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
-        if not entry.pinned:
-            await self.unload(entry, reason="stopped")
+            await self._wait_changed()
 
-    def _background_done(self, task: asyncio.Task[None]) -> None:
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task until it ends, and consume its error (it is the model's
+        state; nobody else awaits it)."""
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("background model task failed: %r", task.exception())
@@ -441,33 +415,46 @@ class ModelPool:
         between 0.05 and 5 s: TTLs may change at run time)."""
         while True:
             ttls = [e.ttl_s for e in self.entries.values() if e.ttl_s > 0]
-            await asyncio.sleep(min(max(min(ttls, default=20.0) / 4, 0.05), 5.0))
-            now = self._clock()
+            self._ttls_changed.clear()
+            period = min(max(min(ttls, default=20.0) / 4, 0.05), 5.0)
+            await _wait_any((self._ttls_changed, self._closed), period)
             for entry in list(self.entries.values()):
-                expired = entry.ttl_s > 0 and now - entry.last_used >= entry.ttl_s
-                if expired and entry.idle and not entry.pinned:
-                    await self.unload(entry, reason="ttl")
+                try:
+                    if self._expired(entry):
+                        await self.unload(entry, reason="ttl", when=self._expired)
+                except Exception:  # the reaper must outlive any one model's failure
+                    log.exception("unloading model %s after its TTL failed", entry.name)
+
+    def _expired(self, entry: ModelEntry) -> bool:
+        idle_s = self._clock() - entry.last_used
+        return (
+            entry.state is ModelState.STARTED
+            and entry.ttl_s > 0
+            and idle_s >= entry.ttl_s
+            and entry.idle
+            and not entry.pinned
+        )
 
     def end_all(self, error: EngineError) -> None:
-        """The drain is over: every loaded model's requests end with ``error``, and no new
-        request gets a model."""
+        """The drain is over: every loaded model's requests, and every request waiting for a
+        model to load, end with ``error``; no new request gets a model."""
         self._closing = error
+        self._closed.set()
         for entry in self.entries.values():
             if entry.loaded is not None:
                 entry.loaded.engine.end_all(error)
         self._changed.set()
 
     async def stop(self) -> None:
-        """Unload everything (the server is stopping)."""
+        """Unload everything (the server is stopping); loads under way are cancelled."""
         if self._closing is None:
             self._closing = EngineShutdownError("The server is shutting down.")
+        self._closed.set()
         running = [self._reaper] if self._reaper is not None else []
         running += list(self._background)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        tasks = [e.load_task for e in self.entries.values() if e.load_task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
         for entry in self.entries.values():
             if entry.loaded is not None:
                 await _stop_quietly(entry.loaded.engine)
@@ -488,6 +475,21 @@ class _Given:
 
     def base_of(self, spec: ModelSpec) -> str | None:
         return None
+
+
+async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
+    """Until one of ``events`` is set, or ``timeout`` passes (``asyncio.wait``, not
+    ``wait_for``: Python 3.11's can lose a cancellation that meets a completion)."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _stoppable(entry: ModelEntry) -> bool:
+    return entry.idle and not entry.pinned
 
 
 def _gib(size: int) -> str:

@@ -86,6 +86,7 @@ _FILE_SETTINGS = {
     "engine_args": "engine_args",
 }
 _FILE_OWN = {"aliases", "pinned", "ttl", "lora", "base", "scale"}
+MAX_TTL_S = 366 * 24 * 3600.0
 
 
 def model_table(config: ServerConfig) -> ModelTable:
@@ -108,6 +109,8 @@ def model_table(config: ServerConfig) -> ModelTable:
         if not at or not path or not base:
             raise ValueError(f"--lora {entry!r}: expected NAME=PATH@BASE")
         specs.append(_lora(config, name, LoraSpec(path, base), {}))
+    if specs and config.model_path:  # --model PATH next to other models: named --model-id
+        specs.insert(0, _spec(config, config.model_id, config.model_path, ttl_s=config.model_ttl))
     single = not specs
     hidden: tuple[str, ...] = ()
     if single:  # today's one model: --model PATH (or the embedded one), named --model-id
@@ -224,33 +227,76 @@ def _file_spec(config: ServerConfig, name: str, table: dict[str, Any], folder: P
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
     settings = {_FILE_SETTINGS[key]: value for key, value in table.items() if key in _FILE_SETTINGS}
+    for key, value in settings.items():
+        _check_type(key, value)
     if "model_path" in settings:
         settings["model_path"] = _relative(str(settings["model_path"]), folder)
     if "chat_template" in settings:
         settings["chat_template"] = _relative(str(settings["chat_template"]), folder)
     if "lora" in table:
-        lora = LoraSpec(
-            _relative(str(table["lora"]), folder),
-            str(table.get("base", "")),
-            float(table.get("scale", 1.0)),
-        )
-        return _lora(config, name, lora, table)
+        lora, base, scale = table["lora"], table.get("base", ""), table.get("scale", 1.0)
+        if not isinstance(lora, str) or not isinstance(base, str):
+            raise ValueError("lora and base must be strings")
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            raise ValueError("scale must be a number")
+        adapter = LoraSpec(_relative(lora, folder), base, float(scale))
+        return _lora(config, name, adapter, table)
     if "model_path" not in settings:
         raise ValueError("needs a path (or lora and base)")
-    aliases = table.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise ValueError("aliases must be a list of names")
-    spec = _spec(config, name, None, ttl_s=float(table.get("ttl", config.model_ttl)), **settings)
-    return dataclasses.replace(spec, aliases=tuple(aliases), pinned=bool(table.get("pinned")))
+    spec = _spec(config, name, None, ttl_s=_ttl(table, config), **settings)
+    return dataclasses.replace(spec, aliases=_aliases(table), pinned=_pinned(table))
 
 
 def _lora(config: ServerConfig, name: str, lora: LoraSpec, table: dict[str, Any]) -> ModelSpec:
     if not lora.base:
         raise ValueError(f"LoRA {name!r} needs a base model")
+    own = set(table) - _FILE_OWN - {"path"}
+    if own:
+        raise ValueError(f"a LoRA model runs with its base's settings; set {sorted(own)} there")
     # The adapter's path stands in for the model's until its base's settings replace them.
-    spec = _spec(config, name, lora.path, ttl_s=float(table.get("ttl", config.model_ttl)))
-    aliases = tuple(table.get("aliases", ()))
-    return dataclasses.replace(spec, lora=lora, aliases=aliases, pinned=bool(table.get("pinned")))
+    spec = _spec(config, name, lora.path, ttl_s=_ttl(table, config))
+    return dataclasses.replace(spec, lora=lora, aliases=_aliases(table), pinned=_pinned(table))
+
+
+# The type each models-file setting must have (TOML has integers, floats, strings, tables).
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model_path": str,
+    "engine": str,
+    "chat_template": str,
+    "tool_call_parser": str,
+    "reasoning_parser": str,
+    "dtype": str,
+    "sampling_defaults": dict,
+    "engine_args": dict,
+}
+
+
+def _check_type(key: str, value: Any) -> None:
+    wanted = _TYPES.get(key, int)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        kind = wanted.__name__ if isinstance(wanted, type) else "a value"
+        raise ValueError(f"{key} must be {'an' if kind == 'int' else 'a'} {kind}")
+
+
+def _aliases(table: dict[str, Any]) -> tuple[str, ...]:
+    aliases = table.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise ValueError("aliases must be a list of names")
+    return tuple(aliases)
+
+
+def _pinned(table: dict[str, Any]) -> bool:
+    pinned = table.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise ValueError("pinned must be true or false")
+    return pinned
+
+
+def _ttl(table: dict[str, Any], config: ServerConfig) -> float:
+    ttl = table.get("ttl", config.model_ttl)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl < MAX_TTL_S:
+        raise ValueError(f"ttl must be a number of seconds in [0, {MAX_TTL_S:g})")
+    return float(ttl)
 
 
 def _relative(path: str, folder: Path) -> str:

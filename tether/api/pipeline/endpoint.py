@@ -76,7 +76,12 @@ class GenerationEndpoint(Generic[RequestT]):
         )
         call = Call(request_id, model, int(time.time()), body, prompt, ctx)
         if self.streams(body):
-            return event_stream(stream, self.streamer(call), timer, ctx.config.keepalive_s)
+            try:
+                streamer = self.streamer(call)
+            except BaseException:
+                await stream.aclose()  # the lease with it
+                raise
+            return event_stream(stream, streamer, timer, ctx.config.keepalive_s)
         work = collect(stream, body.choices_n, timer, keep_tokens=self.keeps_tokens(body))
         results, tally = await cancel_on_disconnect(request.receive, work)
         return JSONResponse(self.response(call, results, tally))

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 DEPLOYMENT_ID = "local"
+MAX_MINUTES = 366 * 24 * 60  # an inactive timeout of at most a year
 HARDWARE_ID = "local-cpu"
 OWNER = "tether"
 
@@ -93,7 +94,7 @@ class EndpointUpdate(BaseModel):
 
     state: str | None = Field(default=None, pattern="^(STARTED|STOPPED)$")
     autoscaling: Autoscaling | None = None
-    inactive_timeout: int | None = Field(default=None, ge=0)
+    inactive_timeout: int | None = Field(default=None, ge=0, le=MAX_MINUTES)
     display_name: str | None = None
 
 
@@ -218,7 +219,9 @@ class DeploymentUpdateV2(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     autoscaling: Autoscaling | None = None
-    inactive_timeout: int | None = Field(default=None, ge=0, alias="inactiveTimeout")
+    inactive_timeout: int | None = Field(
+        default=None, ge=0, le=MAX_MINUTES, alias="inactiveTimeout"
+    )
 
 
 class DeploymentCreateV2(DeploymentUpdateV2):

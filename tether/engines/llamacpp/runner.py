@@ -153,7 +153,11 @@ class ModelRunner:
         self.vocab = Vocab(self.model)
         self.n_vocab = self.vocab.n_vocab
         self.n_swa = int(llama.llama_model_n_swa(self.model))
-        self.ctx = self._new_context(config)
+        try:
+            self.ctx = self._new_context(config)
+        except BaseException:
+            llama.llama_model_free(self.model)
+            raise
         if config.lora_path is not None:
             self._apply_lora(config.lora_path, config.lora_scale)
         self.mem = llama.llama_get_memory(self.ctx)

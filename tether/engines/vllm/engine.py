@@ -74,7 +74,8 @@ class VllmEngine:
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         args = AsyncEngineArgs(**self.engine_args())
-        self._llm = AsyncLLM.from_engine_args(args)
+        # Off the event loop: the server may be serving other models meanwhile.
+        self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
         tokenizer = self._llm.get_tokenizer()
         self._tokenizer = tokenizer
         self._special = frozenset(getattr(tokenizer, "all_special_ids", ()))
@@ -150,8 +151,8 @@ class VllmEngine:
 
     async def stop(self) -> None:
         if self._llm is not None:
-            self._llm.shutdown()
-            self._llm = None
+            llm, self._llm = self._llm, None
+            await asyncio.to_thread(llm.shutdown)
 
     # -- the Engine protocol -----------------------------------------------------------------
 

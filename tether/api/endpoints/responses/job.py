@@ -20,6 +20,8 @@ from tether.engine.errors import EngineError, EngineShutdownError
 from tether.engine.request import FinishReason, StepOutput
 from tether.state.store import ResponseStore, StoreError
 
+# Stream closes scheduled by ended jobs, kept until they are done.
+_CLOSING: set[asyncio.Future[None]] = set()
 log = logging.getLogger(__name__)
 
 
@@ -95,6 +97,15 @@ class ResponseJob:
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
+        self.task.add_done_callback(self._close_stream)
+
+    def _close_stream(self, _task: asyncio.Future[None]) -> None:
+        """However the task ended (even cancelled before it ran, which skips its own
+        ``async with``), the engine stream is closed: the request aborted, its model's lease
+        released. Closing is idempotent."""
+        closing = asyncio.ensure_future(self._stream.aclose())
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
 
     def cancel(self, *, shutdown: bool = False) -> None:
         """Stop generating (once: a second cancel must not interrupt the first's save)."""
