@@ -47,6 +47,7 @@ from tether.pool.entry import (
     PoolEvents,
 )
 from tether.pool.factory import ServedEngine
+from tether.pool.room import gib, plan
 from tether.pool.spec import ModelSpec, ModelTable
 
 __all__ = ["Lease", "Limits", "LoadedModel", "ModelEntry", "ModelPool", "ModelState"]
@@ -232,7 +233,7 @@ class ModelPool:
         self._check_open()
         entry.state, entry.error, entry.footprint = ModelState.STARTING, None, need
         where = spec.path or "embedded"
-        log.info("loading model %s (%s, about %s)", entry.name, where, _gib(need))
+        log.info("loading model %s (%s, about %s)", entry.name, where, gib(need))
         started = time.perf_counter()
         try:
             engine = self._factory.build(spec, base_lease.model.engine if base_lease else None)
@@ -263,52 +264,21 @@ class ModelPool:
         raise ModelUnavailableError(f"Model {entry.name!r} could not be loaded: {reason}")
 
     async def _make_room(self, entry: ModelEntry, need: int, base: ModelEntry | None) -> None:
-        """Unload idle models, least recently used first, until ``entry`` fits the count,
-        the memory budget and the machine's available memory; wait while only busy ones
-        stand in the way; refuse at once when even unloading every model that may be
-        unloaded would not make room (the lock held)."""
-        budget = self.limits.memory_bytes
-        if budget and need > budget:
-            self._failed(entry, f"it needs {_gib(need)}, over the budget of {_gib(budget)}")
+        """Act on ``room.plan`` until ``entry`` fits: unload the model it names, or wait for
+        a busy one to go idle, or refuse (the lock held)."""
         while True:
             self._check_open()
-            others = [e for e in self.entries.values() if e.resident and e is not entry]
-            why = self._no_room(others, need)
-            if why is None:
+            entries = list(self.entries.values())
+            room = plan(entry, need, base, entries, self.limits, self._available())
+            if room.refuse is not None:
+                self._failed(entry, room.refuse)
+            if room.evict is not None:
+                await self._unload_locked(room.evict, reason="evicted")
+            elif room.wait:
+                self._changed.clear()  # a busy model goes idle: its lease is released
+                await self._wait_changed()
+            else:
                 return
-            # The base that serves this model stays; so do pinned ones.
-            candidates = [
-                e
-                for e in others
-                if e.state is ModelState.STARTED and not e.pinned and e is not base
-            ]
-            fixed = [e for e in others if e not in candidates]
-            freed = sum(e.footprint for e in candidates)
-            if self._no_room(fixed, need, freed) is not None:
-                self._failed(
-                    entry, f"no room: {why}, and unloading every model that may be would not help"
-                )
-            idle = sorted((e for e in candidates if e.idle), key=lambda e: e.last_used)
-            if idle:
-                await self._unload_locked(idle[0], reason="evicted")
-                continue
-            self._changed.clear()  # a busy model goes idle: its lease is released
-            await self._wait_changed()
-
-    def _no_room(self, others: list[ModelEntry], need: int, freed: int = 0) -> str | None:
-        """Why a model of ``need`` bytes does not fit next to ``others`` (with ``freed``
-        more bytes available), or None."""
-        limit = self.limits.max_loaded
-        if limit and len(others) + 1 > limit:
-            return f"{len(others)} model(s) loaded, at most {limit}"
-        budget = self.limits.memory_bytes
-        left = budget - sum(e.footprint for e in others)
-        if budget and need > left:
-            return f"it needs {_gib(need)}, the memory budget has {_gib(left)} left"
-        available = self._available() + freed
-        if need > available:
-            return f"it needs {_gib(need)}, the machine has {_gib(available)} available"
-        return None
 
     async def _wait_changed(self) -> None:
         await _wait_any((self._changed, self._closed), _POLL_S)
@@ -490,10 +460,6 @@ async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
 
 def _stoppable(entry: ModelEntry) -> bool:
     return entry.idle and not entry.pinned
-
-
-def _gib(size: int) -> str:
-    return f"{size / GIB:.2f} GiB"
 
 
 def _chat_template(spec: ModelSpec, engine: ServedEngine) -> ChatTemplate:
