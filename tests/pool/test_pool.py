@@ -17,6 +17,7 @@ from tests.api.fake_engine import Script
 from tests.pool.fakes import GIB, FakeFactory
 from tether.api.app import create_app
 from tether.config import ServerConfig
+from tether.pool.control import ModelControl
 from tether.pool.pool import Limits, ModelPool
 from tether.pool.spec import model_table
 
@@ -272,13 +273,13 @@ async def test_a_model_asked_for_while_it_unloads_loads_once_the_unload_is_over(
     async with serving(TWO, factory) as (client, pool):
         assert (await client.post(CHAT, json=ask("a"))).status_code == 200
         entry = pool.entries["a"]
-        pool.set_ttl(entry, 0.05)
+        ModelControl(pool).set_ttl(entry, 0.05)
         for _ in range(100):
             if entry.state.value == "STOPPING":
                 break
             await asyncio.sleep(0.01)
         assert entry.state.value == "STOPPING"
-        pool.set_ttl(entry, 0)
+        ModelControl(pool).set_ttl(entry, 0)
         assert (await client.post(CHAT, json=ask("a"))).status_code == 200
         assert factory.events == ["start a", "stop a", "start a"]
         assert entry.state.value == "STARTED" and entry.loaded is not None
@@ -324,9 +325,9 @@ async def test_stopping_a_model_while_it_starts_leaves_it_stopped() -> None:
     factory = FakeFactory(load_s=0.2)
     async with serving(TWO, factory) as (_, pool):
         entry = pool.entries["a"]
-        pool.start_model(entry)
+        ModelControl(pool).start_model(entry)
         await asyncio.sleep(0.05)
-        await pool.stop_model(entry)
+        await ModelControl(pool).stop_model(entry)
         assert entry.state.value == "STOPPED"
         assert factory.events == ["start a", "stop a"]
 

@@ -24,6 +24,7 @@ from tether.api.errors import APIError, NotFound, from_validation_error
 from tether.api.pipeline.body import read_body
 from tether.api.wire import endpoints as wire
 from tether.pool import memory
+from tether.pool.control import ModelControl
 from tether.pool.pool import ModelEntry, ModelPool
 
 MAX_BODY = 64 * 1024
@@ -39,6 +40,7 @@ class Forbidden(APIError):
 class ModelManagement:
     def __init__(self, pool: ModelPool) -> None:
         self.pool = pool
+        self.control = ModelControl(pool)
 
     # -- v1 -----------------------------------------------------------------------------
 
@@ -62,7 +64,7 @@ class ModelManagement:
         return JSONResponse(wire.dedicated_endpoint(self._view(entry)))
 
     async def delete_v1(self, endpoint_id: str) -> Response:
-        await self.pool.stop_model(self._entry(endpoint_id))
+        await self.control.stop_model(self._entry(endpoint_id))
         return Response(status_code=204)
 
     async def hardware_v1(self) -> JSONResponse:
@@ -89,7 +91,7 @@ class ModelManagement:
         return JSONResponse(wire.endpoint_v2(self._view(entry), project_id))
 
     async def delete_v2(self, project_id: str, endpoint_id: str) -> JSONResponse:
-        await self.pool.stop_model(self._entry(endpoint_id))
+        await self.control.stop_model(self._entry(endpoint_id))
         return JSONResponse({})
 
     async def list_deployments(self, project_id: str, endpoint_id: str) -> JSONResponse:
@@ -125,7 +127,7 @@ class ModelManagement:
     async def delete_deployment(
         self, project_id: str, endpoint_id: str, deployment_id: str
     ) -> JSONResponse:
-        await self.pool.stop_model(self._deployment(endpoint_id, deployment_id))
+        await self.control.stop_model(self._deployment(endpoint_id, deployment_id))
         return JSONResponse({})
 
     async def empty_page(self, project_id: str, endpoint_id: str) -> JSONResponse:
@@ -147,18 +149,18 @@ class ModelManagement:
     ) -> None:
         """Settings first (pinning, TTL), then the start or stop they ask for."""
         if inactive_minutes is not None:
-            self.pool.set_ttl(entry, inactive_minutes * 60.0)
+            self.control.set_ttl(entry, inactive_minutes * 60.0)
         if autoscaling is not None:
             if autoscaling.max_replicas == 0:
                 state = "STOPPED"
             elif autoscaling.min_replicas is not None:
-                self.pool.set_pinned(entry, autoscaling.min_replicas > 0)
+                self.control.set_pinned(entry, autoscaling.min_replicas > 0)
                 if autoscaling.min_replicas > 0:
                     state = state or "STARTED"
         if state == "STARTED":
-            self.pool.start_model(entry)
+            self.control.start_model(entry)
         elif state == "STOPPED":
-            await self.pool.stop_model(entry)
+            await self.control.stop_model(entry)
 
     def _entries(self) -> list[ModelEntry]:
         return list(self.pool.entries.values())

@@ -110,3 +110,20 @@ def _vllm_on_cpu() -> bool:
     except ImportError:
         return False
     return bool(current_platform.is_cpu())
+
+
+class GivenEngine:
+    """The factory of a pool over one engine built and run elsewhere (tests,
+    ``create_app(engine, ...)``): it builds nothing and estimates nothing."""
+
+    def __init__(self, engine: ServedEngine) -> None:
+        self._engine = engine
+
+    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine:
+        return self._engine
+
+    def estimate(self, spec: ModelSpec) -> int:
+        return 0
+
+    def base_of(self, spec: ModelSpec) -> str | None:
+        return None

@@ -46,7 +46,7 @@ from tether.pool.entry import (
     NoEvents,
     PoolEvents,
 )
-from tether.pool.factory import ServedEngine
+from tether.pool.factory import GivenEngine, ServedEngine
 from tether.pool.room import gib, plan
 from tether.pool.spec import ModelSpec, ModelTable
 
@@ -96,7 +96,7 @@ class ModelPool:
     def of_engine(cls, engine: ServedEngine, table: ModelTable, chat: Any) -> ModelPool:
         """One model (``table``'s single one) whose engine the caller built and runs."""
         [spec] = table.specs
-        pool = cls(table, _Given(engine))
+        pool = cls(table, GivenEngine(engine))
         pool._manages = False
         entry = pool.entries[spec.name]
         entry.loaded = LoadedModel(spec.name, spec, engine, chat)
@@ -186,7 +186,7 @@ class ModelPool:
         task = entry.load_task
         if task is None:
             task = entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
-            self._track(task)
+            self.track(task)
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             await asyncio.wait((task, closed), return_when=asyncio.FIRST_COMPLETED)
@@ -314,46 +314,29 @@ class ModelPool:
             self.events.unloaded(entry.name, reason)
             self._changed.set()
 
-    # -- management (tether.api.management) -------------------------------------------------
+    # -- for the management API (tether.pool.control) ----------------------------------------
 
-    def set_pinned(self, entry: ModelEntry, pinned: bool) -> None:
-        entry.pinned = pinned
-        self._changed.set()
-
-    def set_ttl(self, entry: ModelEntry, ttl_s: float) -> None:
-        entry.ttl_s = ttl_s
-        entry.last_used = self._clock()  # the new timeout counts from now
-        self._ttls_changed.set()  # the reaper looks as often as the shortest TTL needs
-
-    def start_model(self, entry: ModelEntry) -> None:
+    def start_loading(self, entry: ModelEntry) -> None:
         """Load ``entry`` in the background (a failure is its ``ERROR`` state and reason)."""
         if entry.state is ModelState.STARTED or entry.load_task is not None:
             return
         entry.load_task = asyncio.get_running_loop().create_task(self._load(entry))
-        self._track(entry.load_task)
+        self.track(entry.load_task)
 
-    async def stop_model(self, entry: ModelEntry) -> None:
-        """Unpin ``entry`` and unload it: now when idle, else once its requests are done
-        (in the background). A load under way finishes first. A request that asks for the
-        model later loads it again."""
-        entry.pinned = False
-        task = entry.load_task
-        if task is not None:
-            await asyncio.wait((task,))
-        if entry.idle:
-            await self.unload(entry, reason="stopped", when=_stoppable)
-        else:
-            self._track(asyncio.get_running_loop().create_task(self._unload_when_idle(entry)))
+    def changed(self) -> None:
+        """A setting the pool's waits depend on changed (pinning, a TTL)."""
+        self._changed.set()
+        self._ttls_changed.set()
 
-    async def _unload_when_idle(self, entry: ModelEntry) -> None:
-        while entry.state is ModelState.STARTED and not entry.pinned:
-            if entry.idle:
-                await self.unload(entry, reason="stopped", when=_stoppable)
-                continue
-            self._changed.clear()
-            await self._wait_changed()
+    def now(self) -> float:
+        return self._clock()
 
-    def _track(self, task: asyncio.Task[None]) -> None:
+    async def wait_changed(self) -> None:
+        """Until a lease is released or a model unloaded (at most a second)."""
+        self._changed.clear()
+        await self._wait_changed()
+
+    def track(self, task: asyncio.Task[None]) -> None:
         """Keep a background task until it ends, and consume its error (it is the model's
         state; nobody else awaits it)."""
         self._background.add(task)
@@ -431,22 +414,6 @@ class ModelPool:
                 entry.loaded, entry.state = None, ModelState.STOPPED
 
 
-class _Given:
-    """The factory of a pool over an engine built elsewhere: it builds nothing."""
-
-    def __init__(self, engine: ServedEngine) -> None:
-        self._engine = engine
-
-    def build(self, spec: ModelSpec, base: ServedEngine | None = None) -> ServedEngine:
-        return self._engine
-
-    def estimate(self, spec: ModelSpec) -> int:
-        return 0
-
-    def base_of(self, spec: ModelSpec) -> str | None:
-        return None
-
-
 async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
     """Until one of ``events`` is set, or ``timeout`` passes (``asyncio.wait``, not
     ``wait_for``: Python 3.11's can lose a cancellation that meets a completion)."""
@@ -456,10 +423,6 @@ async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _stoppable(entry: ModelEntry) -> bool:
-    return entry.idle and not entry.pinned
 
 
 def _chat_template(spec: ModelSpec, engine: ServedEngine) -> ChatTemplate:
