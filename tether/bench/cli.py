@@ -93,8 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="RESULT_JSON",
         help="no load: chart these result files together into OUT/bench-chart.png",
     )
-    sub = p.add_subparsers(dest="bench_command", metavar="{compare,schemas}")
-    from tether.bench import compare, schemas, schemas_cli
+    sub = p.add_subparsers(dest="bench_command", metavar="{compare,schemas,models}")
+    from tether.bench import compare, models, schemas, schemas_cli
     from tether.bench.compare import cli as compare_cli
 
     compare_cli.add_arguments(
@@ -111,6 +111,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             "schemas",
             help="JSON-schema coverage: a sample of JSONSchemaBench as response formats",
             description=(schemas.__doc__ or "").replace("``", ""),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+
+    models.add_arguments(
+        sub.add_parser(
+            "models",
+            help="several models in one server: cold and warm first token, two at once, RSS",
+            description=(models.__doc__ or "").replace("``", ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -146,6 +155,11 @@ def run_command(args: argparse.Namespace) -> None:
         from tether.bench.compare import cli as compare_cli
 
         compare_cli.run_command(args)
+        return
+    if getattr(args, "bench_command", None) == "models":
+        from tether.bench import models
+
+        models.run(args)
         return
     if getattr(args, "bench_command", None) == "schemas":
         from tether.bench import schemas_cli

@@ -1,7 +1,8 @@
 """Several models in one server (issue 20), measured on real ``tether serve`` processes.
 
-    python -m tether.bench.models                 # 5 rounds of each measurement
-    python -m tether.bench.models --rounds 3 --streams 8 --threads 2
+    tether bench models                           # 5 rounds of each measurement
+    tether bench models --rounds 3 --streams 8 --threads 2
+    (also python -m tether.bench.models)
 
 Every model is a copy of the embedded one under another name (the same weights, so the
 numbers compare the server, not the models). Three measurements:
@@ -161,16 +162,24 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each measurement")
+    parser.add_argument("--streams", type=int, default=8, help="streams of the throughput runs")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: all)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tether.bench.models",
         description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--streams", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: all)")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> None:
+    """``tether bench models``."""
     from tether.engines.llamacpp.gguf import default_model_path
 
     threads = args.threads or (os.cpu_count() or 2)
