@@ -191,7 +191,7 @@ class AsyncEngine:
             self._check_room(core)
             self._streams[request.request_id] = stream
             self._inbox.append(seqs[0])
-            self._wake.notify()
+            self._wake.notify_all()  # the decode thread, and any detach waiting
         return stream
 
     def _check_room(self, core: EngineCore) -> None:
@@ -244,7 +244,7 @@ class AsyncEngine:
         if self._streams.pop(request_id, None) is not None:
             with self._wake:
                 self._inbox.append(request_id)
-                self._wake.notify()
+                self._wake.notify_all()  # the decode thread, and any detach waiting
 
     def _forget(self, request_id: str) -> None:
         self._streams.pop(request_id, None)
