@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -179,6 +180,44 @@ def one_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         stop_server(proc)
 
 
+class LongStream(threading.Thread):
+    """A streamed completion of ``tokens`` tokens (``ignore_eos``), read to its end in a
+    thread: its raw bytes, when its first event came, and when it ended."""
+
+    def __init__(self, server: RunningServer, model: str, tokens: int) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{server.v1}/completions"
+        self.body = {
+            "model": model,
+            "prompt": "Once upon a time",
+            "max_tokens": tokens,
+            "ignore_eos": True,
+            "temperature": 0,
+            "stream": True,
+        }
+        self.raw = bytearray()
+        self.started = threading.Event()
+        self.ended_at = 0.0
+
+    def run(self) -> None:
+        with (
+            httpx.Client(timeout=120) as client,
+            client.stream("POST", self.url, json=self.body) as response,
+        ):
+            for part in response.iter_raw():
+                self.raw.extend(part)
+                if b"data: {" in self.raw:
+                    self.started.set()
+        self.ended_at = time.monotonic()
+
+    def chunks(self) -> list[dict[str, Any]]:
+        """Its chunks, after checking that it ended with ``[DONE]`` and no error."""
+        assert data_events(bytes(self.raw))[-1] == "[DONE]", self.body["model"]
+        chunks = json_chunks(bytes(self.raw))
+        assert not any("error" in chunk for chunk in chunks)
+        return chunks
+
+
 def complete(server: RunningServer, model: str, max_tokens: int = 2) -> httpx.Response:
     body = {"model": model, "prompt": "Once", "max_tokens": max_tokens, "temperature": 0}
     return httpx.post(f"{server.v1}/completions", json=body, timeout=120)
@@ -206,42 +245,16 @@ def test_a_busy_model_finishes_its_stream_before_it_is_evicted(
 ) -> None:
     server = one_at_a_time
     assert complete(server, "a").status_code == 200  # a is resident
-    body = {
-        "model": "a",
-        "prompt": "Once upon a time",
-        "max_tokens": 64,
-        "ignore_eos": True,
-        "temperature": 0,
-        "stream": True,
-    }
-    raw = bytearray()
-    started = threading.Event()
-    ended_at: list[float] = []
-
-    def read() -> None:
-        with (
-            httpx.Client(timeout=120) as client,
-            client.stream("POST", f"{server.v1}/completions", json=body) as response,
-        ):
-            for part in response.iter_raw():
-                raw.extend(part)
-                started.set()
-        ended_at.append(time.monotonic())
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert started.wait(60)
+    stream = LongStream(server, "a", 64)
+    stream.start()
+    assert stream.started.wait(60)
     other = complete(server, "b")
     answered_at = time.monotonic()
-    reader.join(120)
+    stream.join(120)
     assert other.status_code == 200
-    chunks = json_chunks(bytes(raw))
-    assert data_events(bytes(raw))[-1] == "[DONE]"
+    chunks = stream.chunks()
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
-    assert not any("error" in chunk for chunk in chunks)
-    text = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
-    assert text
-    assert ended_at and ended_at[0] <= answered_at  # b waited for a's stream
+    assert 0 < stream.ended_at <= answered_at  # b waited for a's stream
 
 
 # -- SIGTERM ----------------------------------------------------------------------------------
@@ -252,42 +265,20 @@ def test_sigterm_drains_streams_on_two_models(tmp_path: Path) -> None:
     proc, server = start_server(
         tmp_path, *SMALL, "--model", f"a={a}", "--model", f"b={b}", "--drain-timeout", "60"
     )
-    bodies: dict[str, bytearray] = {"a": bytearray(), "b": bytearray()}
-    started = {name: threading.Event() for name in bodies}
-
-    def read(model: str) -> None:
-        body = {
-            "model": model,
-            "prompt": "Once upon a time",
-            "max_tokens": 48,
-            "ignore_eos": True,
-            "stream": True,
-        }
-        with (
-            httpx.Client(timeout=120) as client,
-            client.stream("POST", f"{server.v1}/completions", json=body) as response,
-        ):
-            for part in response.iter_raw():
-                bodies[model].extend(part)
-                if b"data: {" in bodies[model]:
-                    started[model].set()
-
-    readers = [threading.Thread(target=read, args=(m,), daemon=True) for m in bodies]
+    streams = [LongStream(server, model, 48) for model in ("a", "b")]
     try:
-        for reader in readers:
-            reader.start()
-        assert all(event.wait(120) for event in started.values())
+        for stream in streams:
+            stream.start()
+        assert all(stream.started.wait(120) for stream in streams)
         proc.send_signal(signal.SIGTERM)
-        for reader in readers:
-            reader.join(120)
+        for stream in streams:
+            stream.join(120)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             stop_server(proc)
-    for model, raw in bodies.items():
-        chunks = json_chunks(bytes(raw))
-        assert data_events(bytes(raw))[-1] == "[DONE]", model
-        assert chunks[-1]["choices"][0]["finish_reason"] == "length", model
+    for stream in streams:
+        assert stream.chunks()[-1]["choices"][0]["finish_reason"] == "length"
     assert "Traceback" not in server.log_text()
 
 

@@ -1,23 +1,13 @@
-"""``ModelPool``: the models one server serves, loaded on demand under a budget.
-
-    request ─► resolve(name or alias) ─► acquire: loaded? a lease at once
-                                         else wait in the model's queue while it loads:
-                                           make room (unload the least recently used idle
-                                           model while the count or memory budget is
-                                           exceeded, or wait for a busy one to go idle)
-                                           → build and start its engine
-             ... the request streams ...
-             lease released when its stream closes ─► the model's idle clock starts
+"""``ModelPool``: the models one server serves, loaded on demand under a budget
+(ARCHITECTURE.md, "Several models", has the request's path through it).
 
 A model with a lease (a request running, or queued in its engine; a LoRA adapter served by
 its engine) or with requests waiting for it to load is never unloaded; a pinned one never
-is. ``ttl_s`` unloads a model idle that long. Loads and unloads run one at a time, under
-one lock (two loads would share two cores and the memory check; a model must not load
-again while its previous engine is still stopping). A load that fails leaves its model in
-``ERROR`` with the reason, answered as a 503 to the requests that asked for it; a request
-``retry_s`` later tries again. A load that could never fit (over the budget, or next to
-pinned models) is refused before anything is unloaded for it. Nothing here can bring the
-process down: every failure stays with its model.
+is; ``ttl_s`` unloads one idle that long. Loads and unloads run one at a time, under one
+lock (two loads would share two cores and the memory check; a model must not load again
+while its previous engine is still stopping). Room is made by ``room.plan``. A load that
+fails leaves its model in ``ERROR`` with the reason, answered as a 503 to the requests that
+asked for it; a request ``retry_s`` later tries again. Every failure stays with its model.
 """
 
 from __future__ import annotations
