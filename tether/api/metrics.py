@@ -136,7 +136,7 @@ class Metrics:
         self._unloads = Counter(
             "tether:model_unloads",
             "Models unloaded: evicted (to make room), ttl (idle too long), stopped (the "
-            "management API).",
+            "management API), failed (its engine died; it loads again when asked for).",
             (*_LABELS, "reason"),
             registry=self.registry,
         )
