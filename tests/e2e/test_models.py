@@ -115,23 +115,26 @@ def test_a_corrupt_gguf_fails_alone(models: RunningServer) -> None:
     assert httpx.get(f"{models.url}/health", timeout=10).status_code == 200
 
 
-def test_a_lora_model_answers_with_its_adapter(models: RunningServer) -> None:
-    def first_token(model: str) -> tuple[str, float]:
-        body = {
-            "model": model,
-            "prompt": "The capital of France is",
-            "max_tokens": 1,
-            "temperature": 0,
-            "logprobs": 1,
-        }
-        answer = httpx.post(f"{models.v1}/completions", json=body, timeout=60).json()
-        logprobs = answer["choices"][0]["logprobs"]
-        return logprobs["tokens"][0], logprobs["token_logprobs"][0]
+def first_token(server: RunningServer, model: str) -> tuple[str, float]:
+    """The greedy first token of a fixed prompt, and its logprob."""
+    body = {
+        "model": model,
+        "prompt": "The capital of France is",
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": 1,
+    }
+    answer = httpx.post(f"{server.v1}/completions", json=body, timeout=300)
+    assert answer.status_code == 200, answer.text
+    logprobs = answer.json()["choices"][0]["logprobs"]
+    return logprobs["tokens"][0], logprobs["token_logprobs"][0]
 
-    base_token, base_logprob = first_token("gemma")
-    tuned_token, tuned_logprob = first_token("tuned")
+
+def test_a_lora_model_answers_with_its_adapter(models: RunningServer) -> None:
+    base_token, base_logprob = first_token(models, "gemma")
+    tuned_token, tuned_logprob = first_token(models, "tuned")
     assert (tuned_token, round(tuned_logprob, 3)) != (base_token, round(base_logprob, 3))
-    assert first_token("gemma") == (base_token, base_logprob)  # the base is untouched
+    assert first_token(models, "gemma") == (base_token, base_logprob)  # the base is untouched
 
 
 def test_the_together_sdk_stops_and_starts_a_model(models: RunningServer) -> None:
@@ -308,23 +311,9 @@ path = "{gguf}"
         tmp_path, "--models-file", str(tmp_path / "models.toml"), engine="vllm"
     )
     try:
-
-        def first_token(model: str) -> tuple[str, float]:
-            body = {
-                "model": model,
-                "prompt": "The capital of France is",
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": 1,
-            }
-            answer = httpx.post(f"{server.v1}/completions", json=body, timeout=300)
-            assert answer.status_code == 200, answer.text
-            logprobs = answer.json()["choices"][0]["logprobs"]
-            return logprobs["tokens"][0], logprobs["token_logprobs"][0]
-
-        base = first_token("gemma")
-        tuned = first_token("tuned")
-        small = first_token("small")  # the llama.cpp engine, in the same process
+        base = first_token(server, "gemma")
+        tuned = first_token(server, "tuned")
+        small = first_token(server, "small")  # the llama.cpp engine, in the same process
         assert (tuned[0], round(tuned[1], 3)) != (base[0], round(base[1], 3))
         assert small[0] == base[0]  # the same model on both engines: the same greedy token
         cards = {c["id"]: c for c in httpx.get(f"{server.v1}/models", timeout=30).json()}

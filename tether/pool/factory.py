@@ -127,3 +127,11 @@ class GivenEngine:
 
     def base_of(self, spec: ModelSpec) -> str | None:
         return None
+
+
+async def stop_quietly(engine: ServedEngine) -> None:
+    """Stop ``engine``; a failure to stop is logged, never raised (the pool goes on)."""
+    try:
+        await engine.stop()
+    except Exception:
+        log.exception("stopping an engine failed")

@@ -36,15 +36,15 @@ from tether.pool.entry import (
     NoEvents,
     PoolEvents,
 )
-from tether.pool.factory import GivenEngine, ServedEngine
+from tether.pool.factory import GivenEngine, ServedEngine, stop_quietly
 from tether.pool.room import gib, plan
-from tether.pool.spec import ModelSpec, ModelTable
+from tether.pool.spec import ModelTable
+from tether.pool.ttl import reap
 
 __all__ = ["Lease", "Limits", "LoadedModel", "ModelEntry", "ModelPool", "ModelState"]
 
 log = logging.getLogger("tether.pool")
 
-GIB = memory.GIB
 RETRY_S = 10.0  # a model whose load failed is tried again after this long
 _POLL_S = 1.0  # how often a wait for room looks again, whatever woke it
 
@@ -231,9 +231,10 @@ class ModelPool:
             self._failed(entry, str(exc) or type(exc).__name__)
         try:
             await engine.start()
-            chat = _chat_template(spec, engine)
+            # The chat template in force; a template that does not compile fails the load.
+            chat: ChatTemplate = spec.config.chat_template_for(engine.chat_template)
         except BaseException as exc:  # a cancelled load (shutdown) stops its engine too
-            await _stop_quietly(engine)
+            await stop_quietly(engine)
             if not isinstance(exc, Exception):
                 entry.state, entry.footprint = ModelState.STOPPED, 0
                 raise
@@ -295,7 +296,7 @@ class ModelPool:
         entry.state = ModelState.STOPPING
         log.info("unloading model %s (%s)", entry.name, reason)
         try:
-            await _stop_quietly(loaded.engine)
+            await stop_quietly(loaded.engine)
         finally:
             if entry.base_lease is not None:
                 entry.base_lease.release()
@@ -351,32 +352,12 @@ class ModelPool:
                     if self.table.single:
                         raise
         self.started = True
-        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        self._reaper = asyncio.get_running_loop().create_task(reap(self))
 
-    async def _reap(self) -> None:
-        """Unload models idle past their TTL (checked at a quarter of the shortest TTL,
-        between 0.05 and 5 s: TTLs may change at run time)."""
-        while True:
-            ttls = [e.ttl_s for e in self.entries.values() if e.ttl_s > 0]
-            self._ttls_changed.clear()
-            period = min(max(min(ttls, default=20.0) / 4, 0.05), 5.0)
-            await _wait_any((self._ttls_changed, self._closed), period)
-            for entry in list(self.entries.values()):
-                try:
-                    if self._expired(entry):
-                        await self.unload(entry, reason="ttl", when=self._expired)
-                except Exception:  # the reaper must outlive any one model's failure
-                    log.exception("unloading model %s after its TTL failed", entry.name)
-
-    def _expired(self, entry: ModelEntry) -> bool:
-        idle_s = self._clock() - entry.last_used
-        return (
-            entry.state is ModelState.STARTED
-            and entry.ttl_s > 0
-            and idle_s >= entry.ttl_s
-            and entry.idle
-            and not entry.pinned
-        )
+    async def wait_ttl_change(self, timeout: float) -> None:
+        """Until a TTL changes, the server shuts down, or ``timeout`` passes (``ttl``)."""
+        self._ttls_changed.clear()
+        await _wait_any((self._ttls_changed, self._closed), timeout)
 
     def end_all(self, error: EngineError) -> None:
         """The drain is over: every loaded model's requests, and every request waiting for a
@@ -400,7 +381,7 @@ class ModelPool:
         await asyncio.gather(*running, return_exceptions=True)
         for entry in self.entries.values():
             if entry.loaded is not None:
-                await _stop_quietly(entry.loaded.engine)
+                await stop_quietly(entry.loaded.engine)
                 entry.loaded, entry.state = None, ModelState.STOPPED
 
 
@@ -413,15 +394,3 @@ async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _chat_template(spec: ModelSpec, engine: ServedEngine) -> ChatTemplate:
-    """The chat template in force; a template that does not compile fails the load."""
-    return spec.config.chat_template_for(engine.chat_template)
-
-
-async def _stop_quietly(engine: ServedEngine) -> None:
-    try:
-        await engine.stop()
-    except Exception:
-        log.exception("stopping an engine failed")

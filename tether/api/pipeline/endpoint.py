@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from tether.api.endpoints.tools import ToolPlan
 from tether.api.pipeline.admission import accept
 from tether.api.pipeline.context import ServingContext
-from tether.api.pipeline.generation import cancel_on_disconnect, leased_generation
+from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
 from tether.api.pipeline.prompt import Constraint
 from tether.api.pipeline.results import ChoiceResult, UsageTally, collect, echo_prompt
 from tether.api.pipeline.streaming import ChoiceStreamer, event_stream
@@ -71,7 +71,7 @@ class GenerationEndpoint(Generic[RequestT]):
         except BaseException:
             lease.release()
             raise
-        stream = leased_generation(
+        stream = start_generation(
             ctx, lease, body, request_id, prompt.ids, prompt.constraint, prompt.tools.markers
         )
         call = Call(request_id, model, int(time.time()), body, prompt, ctx)

@@ -84,25 +84,36 @@ def sampling_params(
 
 def start_generation(
     ctx: ServingContext,
+    lease: Lease,
     req: requests.SamplingRequest,
     request_id: str,
     prompt_ids: list[int],
     constraint: Constraint | None,
     keep_special: tuple[str, ...] = (),
 ) -> RequestStream:
-    """Enqueue the request; the engine raises here (400 / 503), before any streaming.
+    """Enqueue the request; the engine raises here (400 / 503), before any streaming, and
+    ``lease`` is released then. The stream holds ``lease`` until it closes.
     ``keep_special``: the markers the choice's parser must see (``ToolPlan.markers``)."""
-    max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
-    spec = constraint.spec if constraint is not None else None
-    defaults = ctx.served.sampling_defaults()
-    params = sampling_params(
-        req, max_tokens=max_tokens, structured=spec, defaults=defaults, keep_special=keep_special
-    )
     try:
-        return ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
-    except StructuredOutputError as exc:
-        field = constraint.field if constraint is not None else None
-        raise InvalidRequest(f"{field}: {exc}", field) from exc
+        max_tokens = resolve_max_tokens(req, len(prompt_ids), ctx.engine.context_length)
+        spec = constraint.spec if constraint is not None else None
+        defaults = ctx.served.sampling_defaults()
+        params = sampling_params(
+            req,
+            max_tokens=max_tokens,
+            structured=spec,
+            defaults=defaults,
+            keep_special=keep_special,
+        )
+        try:
+            stream = ctx.engine.generate(GenerationRequest(request_id, prompt_ids, params))
+        except StructuredOutputError as exc:
+            field = constraint.field if constraint is not None else None
+            raise InvalidRequest(f"{field}: {exc}", field) from exc
+    except BaseException:
+        lease.release()
+        raise
+    return LeasedStream(stream, lease)
 
 
 class LeasedStream:
@@ -134,27 +145,6 @@ class LeasedStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def leased_generation(
-    accepted_ctx: ServingContext,
-    lease: Lease,
-    req: requests.SamplingRequest,
-    request_id: str,
-    prompt_ids: list[int],
-    constraint: Constraint | None,
-    keep_special: tuple[str, ...] = (),
-) -> RequestStream:
-    """``start_generation``, with the stream holding ``lease`` (released here when the
-    engine refuses the request)."""
-    try:
-        stream = start_generation(
-            accepted_ctx, req, request_id, prompt_ids, constraint, keep_special
-        )
-    except BaseException:
-        lease.release()
-        raise
-    return LeasedStream(stream, lease)
 
 
 async def cancel_on_disconnect(receive: Receive, work: Awaitable[T]) -> T:

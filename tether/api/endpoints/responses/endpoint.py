@@ -31,7 +31,7 @@ from tether.api.errors import (
 )
 from tether.api.pipeline.admission import accept
 from tether.api.pipeline.context import ServingContext
-from tether.api.pipeline.generation import cancel_on_disconnect, leased_generation
+from tether.api.pipeline.generation import cancel_on_disconnect, start_generation
 from tether.api.sse import EventStreamResponse
 from tether.state.store import ResponseStore, StoreError
 
@@ -81,7 +81,7 @@ class ResponsesService:
         except BaseException:
             lease.release()
             raise
-        stream = leased_generation(
+        stream = start_generation(
             ctx,
             lease,
             chat_request,
