@@ -42,6 +42,8 @@ class ServerConfig:
     reasoning in (vLLM's names), instead of the one detected from the template.
     ``lenient_schemas`` accepts JSON Schema keywords that cannot be enforced during
     generation (``uniqueItems``, ``not`` …) as advisory instead of refusing them with a 400.
+    ``speculative`` / ``spec_max_draft``: speculative decoding on the llama.cpp engine
+    (``EngineConfig``); ``speculative_config`` is vLLM's own (``--speculative-config``).
     ``sampling_defaults`` override the model's defaults for fields a request leaves out.
     ``state_db`` is the SQLite file of stored Responses API responses (``None``: under the
     user's data directory; ``:memory:``: gone with the process); ``no_store`` stores nothing.
@@ -60,6 +62,8 @@ class ServerConfig:
     threads: int = 0
     kv_unified: bool = False
     lenient_schemas: bool = False
+    speculative: str = "ngram"
+    spec_max_draft: int = 16
     log_level: str = "info"
     max_body_bytes: int = 4 * 1024 * 1024
     keepalive_s: float = 15.0
@@ -83,6 +87,7 @@ class ServerConfig:
     dtype: str = "auto"
     enforce_eager: bool = False
     engine_args: dict[str, Any] = field(default_factory=dict)
+    speculative_config: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
     # Several models (tether.pool): NAME=PATH entries, a folder of GGUFs, a TOML models
     # file, ALIAS=NAME entries, NAME=PATH@BASE LoRA adapters, the model for requests that
@@ -180,6 +185,7 @@ class ServerConfig:
             gpu_memory_utilization=self.gpu_memory_utilization,
             dtype=self.dtype,
             enforce_eager=self.enforce_eager,
+            speculative_config=dict(self.speculative_config),
             engine_args=dict(self.engine_args),
         )
 
@@ -196,4 +202,6 @@ class ServerConfig:
             threads=self.threads,
             kv_unified=self.kv_unified,
             lenient_schemas=self.lenient_schemas,
+            speculative=self.speculative,
+            spec_max_draft=self.spec_max_draft,
         )

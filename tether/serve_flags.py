@@ -72,6 +72,14 @@ SERVE_FLAGS = (
         "accept JSON Schema keywords that cannot be enforced while generating (uniqueItems, "
         "not, ...) as advisory instead of refusing them with a 400 (default false)",
     ),
+    Flag(
+        "speculative",
+        str,
+        "speculative decoding on the llama.cpp engine: ngram (draft from the prompt and the "
+        "answer so far, verify in the same step, where it measures ahead) or off "
+        "(default ngram)",
+    ),
+    Flag("spec_max_draft", int, "most tokens a sequence drafts per step, 1-64 (default 16)"),
     Flag("log_level", str, "critical, error, warning, info or debug (default info)"),
     Flag("drain_timeout", float, "seconds running requests may finish after SIGTERM (default 30)"),
     Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),
@@ -106,6 +114,12 @@ SERVE_FLAGS = (
     Flag("gpu_memory_utilization", float, "vLLM: share of GPU memory to use (default vLLM's)"),
     Flag("dtype", str, "vLLM: weight dtype, e.g. bfloat16 (default auto)"),
     Flag("enforce_eager", _bool, "vLLM: no CUDA graphs / torch.compile (default false)"),
+    Flag(
+        "speculative_config",
+        json_object,
+        'vLLM: its speculative decoding settings as JSON, e.g. {"method": "ngram", '
+        '"num_speculative_tokens": 4, "prompt_lookup_max": 4}',
+    ),
     Flag("engine_args", json_object, "vLLM: JSON object of any other AsyncEngineArgs"),
 )
 

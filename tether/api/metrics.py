@@ -65,6 +65,24 @@ _ENGINE_STATS: tuple[
         "The part of those steps spent inside llama_decode.",
         lambda stats: stats.decode_steps.kernel_s,
     ),
+    (
+        CounterMetricFamily,
+        "tether:spec_decode_num_drafts",
+        "Speculative decoding: drafts verified (one per sequence and step that drafted).",
+        lambda stats: stats.speculation.drafts,
+    ),
+    (
+        CounterMetricFamily,
+        "tether:spec_decode_num_draft_tokens",
+        "Speculative decoding: tokens drafted.",
+        lambda stats: stats.speculation.draft_tokens,
+    ),
+    (
+        CounterMetricFamily,
+        "tether:spec_decode_num_accepted_tokens",
+        "Speculative decoding: drafted tokens the sampler accepted.",
+        lambda stats: stats.speculation.accepted_tokens,
+    ),
 )
 
 

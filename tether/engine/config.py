@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_MODEL_ID = "google/gemma-3-270m"
+SPECULATIVE = ("off", "ngram")  # speculative decoding without a draft model
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class EngineConfig:
     ``threads=0`` is one per CPU. ``lenient_schemas``: JSON Schema keywords that cannot be
     enforced during generation are advisory instead of refused (``tether.engine.guidance``).
     ``lora_path``: a LoRA adapter (GGUF) applied to the model at ``lora_scale``.
+    ``speculative``: ``"ngram"`` drafts up to ``spec_max_draft`` tokens per sequence and
+    step from earlier text of the sequence (prompt lookup) and verifies them in the same
+    decode, when the engine measures that it pays; ``"off"`` never drafts.
     """
 
     model: str | None = None
@@ -42,6 +46,8 @@ class EngineConfig:
     # A LoRA adapter applied to the model (its GGUF, and the scale it is applied at).
     lora_path: str | None = None
     lora_scale: float = 1.0
+    speculative: str = "ngram"
+    spec_max_draft: int = 16
 
     def with_lora(self, path: str, scale: float) -> EngineConfig:
         return dataclasses.replace(self, lora_path=path, lora_scale=scale)
@@ -62,8 +68,19 @@ class EngineConfig:
             )
         if self.prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be at least 1, got {self.prefill_chunk}")
+        if self.speculative not in SPECULATIVE:
+            raise ValueError(
+                f"speculative must be one of {', '.join(SPECULATIVE)}, got {self.speculative!r}"
+            )
+        if not 1 <= self.spec_max_draft <= 64:
+            raise ValueError(f"spec_max_draft must be in [1, 64], got {self.spec_max_draft}")
         if self.threads < 0:
             raise ValueError(f"threads must be non-negative, got {self.threads}")
+
+    @property
+    def max_draft(self) -> int:
+        """Tokens a sequence may draft per step (0: no speculative decoding)."""
+        return self.spec_max_draft if self.speculative == "ngram" else 0
 
     @property
     def n_threads(self) -> int:

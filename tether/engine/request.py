@@ -49,15 +49,26 @@ class StepTiming:
 
 
 @dataclass(frozen=True, slots=True)
+class SpecCounts:
+    """Speculative decoding so far: verifications (a sequence's drafted tokens checked in
+    one step), tokens drafted, and tokens of them accepted (vLLM's ``spec_decode`` counters)."""
+
+    drafts: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class EngineStats:
     """A snapshot for metrics: sequences decoding now, requests waiting for a slot, the C
-    sampler objects alive (a leak shows up as a count that only grows), and step timing
-    (engines that do not measure it report zeros)."""
+    sampler objects alive (a leak shows up as a count that only grows), step timing and
+    speculative decoding counts (engines that do not measure them report zeros)."""
 
     running: int
     waiting: int
     live_samplers: int = 0
     decode_steps: StepTiming = StepTiming()
+    speculation: SpecCounts = SpecCounts()
 
 
 @dataclass(slots=True)

@@ -76,6 +76,9 @@ _FILE_SETTINGS = {
     "max_queue": "max_queue",
     "batch_tokens": "batch_tokens",
     "prefill_chunk": "prefill_chunk",
+    "speculative": "speculative",
+    "spec_max_draft": "spec_max_draft",
+    "speculative_config": "speculative_config",
     "sampling_defaults": "sampling_defaults",
     "chat_template": "chat_template",
     "tool_call_parser": "tool_call_parser",
@@ -266,8 +269,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "tool_call_parser": str,
     "reasoning_parser": str,
     "dtype": str,
+    "speculative": str,
     "sampling_defaults": dict,
     "engine_args": dict,
+    "speculative_config": dict,
 }
 
 

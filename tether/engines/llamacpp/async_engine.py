@@ -118,6 +118,7 @@ class AsyncEngine:
             cfg.max_queue,
             cfg.prefill_chunk,
             GuidanceOptions(lenient=cfg.lenient_schemas),
+            cfg.max_draft,
         )
 
     async def start(self) -> None:
@@ -224,6 +225,7 @@ class AsyncEngine:
             waiting=len(core.scheduler.waiting) + self._queued(),
             live_samplers=live_samplers(),
             decode_steps=core.decode_timing,
+            speculation=core.speculation,
         )
 
     # -- internals ------------------------------------------------------------------------

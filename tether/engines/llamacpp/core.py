@@ -20,12 +20,14 @@ from tether.engine.guidance import GuidanceOptions
 from tether.engine.request import (
     FinishReason,
     GenerationRequest,
+    SpecCounts,
     StepOutput,
     StepTiming,
     TokenInfo,
     TopLogprob,
 )
 from tether.engines.llamacpp.detokenizer import Detokenizer
+from tether.engines.llamacpp.drafter import Drafter
 from tether.engines.llamacpp.guide import Constraints, GuidanceVocab, Guide
 from tether.engines.llamacpp.runner import ModelRunner
 from tether.engines.llamacpp.sampler import Sampler, logsumexp, top_logprobs
@@ -48,13 +50,17 @@ class EngineCore:
         max_queue: int,
         prefill_chunk: int | None = None,
         guidance: GuidanceOptions | None = None,
+        max_draft: int = 0,
     ) -> None:
         self.runner = runner
         self.vocab = runner.vocab
         self.ctx_per_seq = ctx_per_seq
         n_slots = runner.config.n_seq_max
+        # Speculative decoding takes drafted tokens back from the KV cache, which a
+        # recurrent model's state cannot do.
+        self.drafter = Drafter(max_draft) if max_draft > 0 and runner.can_rollback else None
         self.scheduler = Scheduler(
-            SlotManager(runner, n_slots), batch_tokens, max_queue, prefill_chunk
+            SlotManager(runner, n_slots), batch_tokens, max_queue, prefill_chunk, self.drafter
         )
         self.prompt_tokens_computed = 0  # prompt tokens actually prefilled (not reused)
         self._scratch = np.empty(runner.n_vocab, dtype=np.float32)
@@ -149,6 +155,11 @@ class EngineCore:
         self.scheduler.abort(request_id)
 
     @property
+    def speculation(self) -> SpecCounts:
+        d = self.drafter
+        return SpecCounts(d.drafts, d.drafted, d.accepted) if d is not None else SpecCounts()
+
+    @property
     def has_work(self) -> bool:
         return self.scheduler.has_work
 
@@ -211,7 +222,7 @@ class EngineCore:
                 self.prompt_tokens_computed += len(chunk.tokens)
                 if chunk.all_logits:
                     self._score_prompt(chunk, rows)
-            seq.num_computed += len(chunk.tokens)
+                seq.num_computed += len(chunk.tokens)
             if not n_rows or seq.request_id in failed:
                 continue  # a prompt chunk before the last, or its request failed this step
             try:
@@ -238,20 +249,36 @@ class EngineCore:
         self, seq: Sequence, chunk: Chunk, rows: np.ndarray, outputs: list[StepOutput]
     ) -> None:
         """A decode chunk's rows: each gives the distribution of the position after its
-        token. Where that position holds a token the grammar forced, the token is emitted
-        with its logprob, in an output of its own (streamed one by one, as if sampled); past
-        the end, the next token is sampled.  rows: [len, n_vocab]"""
+        token. Where that position already holds a token the grammar forced, the token is
+        emitted with its logprob; past the end, the next token is sampled. Each token goes
+        out in an output of its own (streamed one by one). A token after the first is
+        verified before its row is used: a forced one always holds, a drafted one only if
+        it is the token that now stands at its position; at the first that is not, the
+        rest of the chunk is taken back from the KV cache.  rows: [len(tokens), n_vocab]"""
+        start, tokens = chunk.start_pos, seq.tokens
+        first_index = chunk.batch_index - len(rows) + 1
+        valid = 1  # chunk tokens whose KV is right: the first, then each verified one
         for offset, row in enumerate(rows):
-            position = chunk.start_pos + offset + 1
-            if position < len(seq.tokens):
-                seq.pending -= 1
-                self._emit(seq, seq.tokens[position], row)
-                if seq.finish_reason is None and seq.new_tokens:
+            if offset:
+                if chunk.tokens[offset] != tokens[start + offset]:
+                    break
+                valid += 1
+                if seq.new_tokens:
                     outputs.append(self._output(seq))
+            position = start + offset + 1
+            if position < len(tokens):
+                seq.pending -= 1
+                self._emit(seq, tokens[position], row)
             else:
-                self._sample(seq, row, chunk.batch_index)
+                self._sample(seq, row, first_index + offset)
             if seq.finish_reason is not None:
-                return
+                break
+        seq.num_computed = start + valid
+        if valid < len(chunk.tokens) and not self.runner.seq_rm(seq.slot, start + valid):
+            raise EngineError("llama.cpp refused to take drafted tokens back from the KV cache")
+        if chunk.drafted and self.drafter is not None:
+            rejected = valid < len(chunk.tokens) and len(tokens) > start + valid
+            self.drafter.observe(seq.draft, chunk.drafted, valid - 1, rejected)
 
     def _score_prompt(self, chunk: Chunk, rows: np.ndarray) -> None:
         """Each row is the distribution of the next position: the logprob of the prompt

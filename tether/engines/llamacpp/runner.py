@@ -153,6 +153,10 @@ class ModelRunner:
         self.vocab = Vocab(self.model)
         self.n_vocab = self.vocab.n_vocab
         self.n_swa = int(llama.llama_model_n_swa(self.model))
+        # A recurrent state (Mamba, RWKV, hybrids) cannot drop its last positions.
+        self.can_rollback = not (
+            llama.llama_model_is_recurrent(self.model) or llama.llama_model_is_hybrid(self.model)
+        )
         try:
             self.ctx = self._new_context(config)
         except BaseException:

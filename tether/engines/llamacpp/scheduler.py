@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from tether.engine.errors import QueueFullError
+from tether.engines.llamacpp.drafter import Candidate, Drafter
 from tether.engines.llamacpp.sequence import Sequence, SequenceStatus
 from tether.engines.llamacpp.slots import SlotManager
 
@@ -31,8 +32,10 @@ class Chunk:
 
     ``sample`` is set when the chunk ends where a token must be sampled (a decode token,
     or the last chunk of a prompt); ``batch_index`` is filled in by the executor. A decode
-    chunk may carry tokens a grammar forced after the last sampled one: then every row is
-    asked for (``all_logits``), each giving the logprob of the token after it.
+    chunk may carry tokens a grammar forced after the last sampled one, or ``drafted``
+    tokens the ``Drafter`` proposes (not in ``seq.tokens`` until the sampler agrees): then
+    every row is asked for (``all_logits``), each giving the distribution of the position
+    after its token.
     """
 
     seq: Sequence
@@ -41,6 +44,7 @@ class Chunk:
     sample: bool
     batch_index: int = -1
     all_logits: bool = False  # every row: prompt logprobs, or a decode chunk's
+    drafted: int = 0  # tokens at the end of ``tokens`` that were drafted
 
 
 @dataclass(slots=True)
@@ -63,7 +67,9 @@ class Scheduler:
     streams by at most one such chunk per step (vLLM's rule: decode first, bounded
     prefill); with nobody decoding, a prompt may take the whole budget. A request is
     admitted only when all of its ``n`` choices get a slot; its extra choices fork the
-    first one's KV once the prompt is in.
+    first one's KV once the prompt is in. With a ``drafter``, decode chunks may carry
+    drafted tokens after their last sampled one (speculative decoding), before any prompt
+    work.
     """
 
     def __init__(
@@ -72,8 +78,10 @@ class Scheduler:
         batch_tokens: int,
         max_queue: int,
         prefill_chunk: int | None = None,
+        drafter: Drafter | None = None,
     ) -> None:
         self.slots = slots
+        self.drafter = drafter
         self.batch_tokens = batch_tokens
         self.prefill_chunk = prefill_chunk or batch_tokens
         self.max_queue = max_queue
@@ -139,6 +147,8 @@ class Scheduler:
                 Chunk(seq, seq.tokens[start : start + n], start, reaches_end, -1, True)
             )
             budget -= n
+        if self.drafter is not None and out.chunks:
+            budget -= self._draft(out.chunks, budget)
         if out.chunks:  # streams are decoding: bound the prompt work they wait for
             budget = min(budget, self.prefill_chunk)
         for seq in self.running:
@@ -153,6 +163,26 @@ class Scheduler:
             holder.slot = slot
         out.chunks.sort(key=lambda chunk: chunk.seq.slot)
         return out
+
+    def _draft(self, chunks: list[Chunk], room: int) -> int:
+        """Add the drafter's tokens to decode chunks that end at a sampled token; return
+        how many were added."""
+        assert self.drafter is not None
+        drafting = [chunk for chunk in chunks if chunk.sample and len(chunk.tokens) == 1]
+        # The step makes at least one token per chunk: drafts may fill the rest of max_tokens.
+        candidates = [
+            Candidate(c.seq.tokens, c.seq.draft, c.seq.params.max_tokens - c.seq.num_generated - 1)
+            for c in drafting
+        ]
+        rows = sum(len(chunk.tokens) for chunk in chunks)
+        plans = self.drafter.plan(candidates, rows, room)
+        added = 0
+        for chunk, draft in zip(drafting, plans, strict=True):
+            if draft:
+                chunk.tokens.extend(draft)
+                chunk.drafted = len(draft)
+                added += len(draft)
+        return added
 
     def _admit(self, seq: Sequence) -> bool:
         if self.slots.free_count - self._reserved < 1 + len(seq.forks):

@@ -10,6 +10,7 @@ import llguidance
 from tether.engine.request import FinishReason, TokenInfo
 from tether.engine.sampling_params import SamplingParams
 from tether.engines.llamacpp.detokenizer import Detokenizer
+from tether.engines.llamacpp.drafter import DraftState
 from tether.engines.llamacpp.sampler import Sampler
 
 
@@ -53,6 +54,7 @@ class Sequence:
         self.pending = 0  # tokens at the end of ``tokens`` a grammar forced, not yet emitted
         self.finish_reason: FinishReason | None = None
         self.forks: list[Sequence] = []  # children that copy this prompt's KV (n > 1)
+        self.draft = DraftState()  # speculative decoding: its n-gram index and acceptance
         self.arrived = time.monotonic()
         self.queue_time_s = 0.0
         self.new_tokens: list[TokenInfo] = []

@@ -16,6 +16,7 @@ class VllmOptions:
     gpu_memory_utilization: float | None = None
     dtype: str = "auto"
     enforce_eager: bool = False
+    speculative_config: dict[str, Any] = field(default_factory=dict)  # vLLM's, as given
     engine_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -117,6 +117,8 @@ class VllmEngine:
             args["distributed_executor_backend"] = opts.distributed_executor_backend
         if opts.gpu_memory_utilization is not None:
             args["gpu_memory_utilization"] = opts.gpu_memory_utilization
+        if opts.speculative_config:
+            args["speculative_config"] = dict(opts.speculative_config)
         args.update(opts.engine_args)
         # llguidance, as on the llama.cpp engine: Tether compiles every constraint into its
         # grammar (no free whitespace in JSON: a small model loops on it).

@@ -1,0 +1,82 @@
+"""Prompt lookup and the draft planner, without a model."""
+
+from __future__ import annotations
+
+from tether.engines.llamacpp.drafter import Candidate, Drafter, DraftState, step_cost
+from tether.engines.llamacpp.lookup import NGRAM, PromptLookup
+
+
+def test_lookup_proposes_what_followed_the_latest_match() -> None:
+    tokens = [1, 2, 3, 4, 5, 9, 1, 2, 3, 7, 8, 9, 1, 2, 3]
+    draft, matched = PromptLookup().propose(tokens, 3)
+    assert draft == [7, 8, 9]  # the later of the two earlier "1 2 3"
+    assert matched == NGRAM + 1  # "9 1 2 3" matches there, "8 9 1 2 3" does not
+
+
+def test_lookup_without_a_match_proposes_nothing() -> None:
+    assert PromptLookup().propose([1, 2, 3, 4, 5, 6], 4) == ([], 0)
+    assert PromptLookup().propose([1, 2], 4) == ([], 0)
+
+
+def test_lookup_copies_a_loop_past_the_end_of_the_text() -> None:
+    draft, _ = PromptLookup().propose([5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7], 6)
+    assert draft == [8, 5, 6, 7, 8, 5]
+
+
+def test_lookup_indexes_tokens_as_they_come() -> None:
+    lookup = PromptLookup()
+    tokens = [1, 2, 3, 4]
+    assert lookup.propose(tokens, 2) == ([], 0)
+    tokens += [1, 2, 3]
+    assert lookup.propose(tokens, 2)[0] == [4, 1]
+
+
+def plan_for(drafter: Drafter, states: list[DraftState], rows: int, room: int = 512) -> list[int]:
+    tokens = [1, 2, 3, 4, 5, 6, 7, 8] * 8  # every proposal is a long, certain-looking match
+    candidates = [Candidate(tokens, state, 64) for state in states]
+    return [len(d) for d in drafter.plan(candidates, rows, room)]
+
+
+def test_one_stream_with_a_good_match_drafts() -> None:
+    (k,) = plan_for(Drafter(16), [DraftState()], rows=1)
+    assert 2 <= k <= 16
+
+
+def test_a_sequence_whose_drafts_fail_stops_and_later_tries_again() -> None:
+    drafter, state = Drafter(16), DraftState()
+    for _ in range(3):
+        drafter.observe(state, drafted=4, accepted=0, rejected=True)
+    assert plan_for(drafter, [state], rows=1) == [0]
+    waited = 0
+    while plan_for(drafter, [state], rows=1) == [0]:
+        waited += 1
+        assert waited < 200
+    assert waited > 10  # its evidence faded first
+
+
+def test_a_sequence_whose_drafts_hold_drafts_more() -> None:
+    drafter, state = Drafter(32), DraftState()
+    (fresh,) = plan_for(drafter, [DraftState()], rows=1)
+    for _ in range(10):
+        drafter.observe(state, drafted=16, accepted=16, rejected=False)
+    (trusted,) = plan_for(drafter, [state], rows=1)
+    assert trusted > fresh
+
+
+def test_a_full_batch_stops_drafting() -> None:
+    drafter = Drafter(16)
+    assert sum(plan_for(drafter, [DraftState() for _ in range(64)], rows=64)) == 0
+    assert sum(plan_for(drafter, [DraftState() for _ in range(2)], rows=2)) > 0
+
+
+def test_drafts_stay_within_the_room_and_max_tokens() -> None:
+    drafter = Drafter(16)
+    assert sum(plan_for(drafter, [DraftState(), DraftState()], rows=2, room=3)) <= 3
+    tokens = [1, 2, 3, 4] * 8
+    (draft,) = drafter.plan([Candidate(tokens, DraftState(), 2)], 1, 512)
+    assert len(draft) <= 2
+
+
+def test_the_step_cost_grows_with_rows() -> None:
+    costs = [step_cost(rows) for rows in (1, 2, 8, 64)]
+    assert costs == sorted(costs) and costs[0] == 1.0

@@ -1,0 +1,275 @@
+"""Speculative decoding on the real model (issue 21): drafted tokens are verified by the
+sequence's own sampler, so what a client gets is what it gets without them.
+
+``model_engine`` drafts (``--speculative ngram``, the default); ``plain`` is the same engine
+with speculation off. Their logits differ by floating-point rounding only: llama.cpp's CPU
+kernels sum in another order when a step carries several positions of a sequence (as they
+do when it carries several sequences), which moves a logprob by up to about 0.2 nats on
+this model. Greedy answers are compared token for token; where they part, the reference's
+two best tokens must have been that close (a tie within rounding), never further apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from tests.engines.llamacpp.helpers import Choice, chat, generate
+from tether.engine.config import EngineConfig
+from tether.engine.request import FinishReason
+from tether.engine.structured import StructuredOutput
+from tether.engines.llamacpp.async_engine import AsyncEngine
+from tether.engines.llamacpp.lookup import PromptLookup
+
+# The largest logprob gap rounding has been seen to bridge on this model (0.18 measured).
+ROUNDING = 0.25
+
+REPORT = (
+    "Quarterly report. Revenue grew by 12 percent to 4.2 million dollars. The team shipped "
+    "three releases: version 2.1 in January, version 2.2 in March and version 2.3 in May. "
+    "Customer support answered 1,204 tickets with a median first reply of 3 hours. Alice "
+    "Martin led the infrastructure work, Bob Chen led the mobile app, and Carol Diaz led "
+    "sales. Next quarter the team plans to hire two engineers and open an office in Lyon."
+)
+QUOTE = chat(f"Repeat this text word for word, with every name changed to Sam:\n\n{REPORT}")
+LONG_QUOTE = chat("Repeat this text word for word:\n\n" + " ".join([REPORT] * 6))
+FREE = [
+    chat("Write a poem about the sea."),
+    chat("Explain how a bicycle works."),
+    "Once upon a time",
+]
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[AsyncEngine]:
+    """``model_engine``'s configuration with speculation off."""
+    engine = AsyncEngine(
+        EngineConfig(ctx_size=1024, max_seqs=16, batch_tokens=256, max_queue=8, speculative="off")
+    )
+    engine.load()
+    engine.start_thread()
+    yield engine
+    engine.shutdown()
+
+
+def assert_same_greedy(reference: Choice, drafted: Choice) -> None:
+    """The same tokens, except after a tie within rounding (see the module docstring)."""
+    ref, got = reference.token_ids, drafted.token_ids
+    parted = next((i for i, (a, b) in enumerate(zip(ref, got, strict=False)) if a != b), None)
+    if parted is None:
+        assert len(ref) == len(got), (len(ref), len(got))
+        return
+    tokens = [t for out in reference.outputs for t in out.tokens]
+    best = tokens[parted].top_logprobs
+    assert best is not None and len(best) >= 2, "compare with logprobs=2"
+    gap = best[0].logprob - best[1].logprob
+    assert gap < ROUNDING, f"parted at token {parted}, where the reference led by {gap:.3f}"
+
+
+def drafted_since(engine: AsyncEngine, before: tuple[int, int]) -> tuple[int, int]:
+    counts = engine.stats().speculation
+    return counts.draft_tokens - before[0], counts.accepted_tokens - before[1]
+
+
+def counts(engine: AsyncEngine) -> tuple[int, int]:
+    spec = engine.stats().speculation
+    return spec.draft_tokens, spec.accepted_tokens
+
+
+async def both(
+    plain: AsyncEngine, drafting: AsyncEngine, prompt: str, **params: object
+) -> tuple[list[Choice], list[Choice]]:
+    return await generate(plain, prompt, **params), await generate(drafting, prompt, **params)
+
+
+async def test_an_answer_that_quotes_its_prompt_is_drafted_and_unchanged(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    before = counts(model_engine)
+    (ref,), (got,) = await both(
+        plain, model_engine, QUOTE, max_tokens=120, logprobs=2, temperature=0
+    )
+    drafted, accepted = drafted_since(model_engine, before)
+    assert accepted >= 40, (drafted, accepted)  # most of the answer came from drafts
+    assert_same_greedy(ref, got)
+    assert got.text == ref.text or len(got.text) > 100
+
+
+async def test_answers_that_do_not_quote_are_unchanged(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    for prompt in FREE:
+        (ref,), (got,) = await both(
+            plain, model_engine, prompt, max_tokens=100, logprobs=2, temperature=0
+        )
+        assert_same_greedy(ref, got)
+
+
+async def test_every_token_is_its_own_output_with_its_own_logprob(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    (ref,), (got,) = await both(
+        plain, model_engine, QUOTE, max_tokens=80, logprobs=3, temperature=0
+    )
+    assert_same_greedy(ref, got)
+    assert all(len(out.tokens) <= 1 for out in got.outputs)
+    tokens = [t for out in got.outputs for t in out.tokens]
+    assert len(tokens) == 80
+    for token in tokens:
+        # Greedy: the token is the best of the row it was verified against, and its
+        # logprob is that row's, not a placeholder (llama-server reports 1.0 here).
+        assert token.top_logprobs is not None
+        assert token.top_logprobs[0].token_id == token.id
+        assert token.logprob == pytest.approx(token.top_logprobs[0].logprob)
+    same = [
+        (a.logprob, b.logprob)
+        for a, b in zip([t for o in ref.outputs for t in o.tokens], tokens, strict=False)
+        if a.id == b.id
+    ]
+    assert max(abs(a - b) for a, b in same) < ROUNDING
+    assert sum(math.exp(b) for _, b in same) > 0  # real probabilities, not 1.0 each
+
+
+async def test_n_choices_draft_each_on_their_own(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    refs, gots = await both(
+        plain, model_engine, QUOTE, max_tokens=60, n=2, logprobs=2, temperature=0
+    )
+    assert len(gots) == 2
+    for ref, got in zip(refs, gots, strict=True):
+        assert_same_greedy(ref, got)
+
+
+async def test_a_stop_string_inside_an_accepted_run_ends_the_answer_there(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    (ref,) = await generate(plain, QUOTE, max_tokens=120, temperature=0)
+    stop = ref.text[150:162]  # well inside the copied text
+    assert len(stop) == 12
+    (a,), (b,) = await both(plain, model_engine, QUOTE, max_tokens=120, temperature=0, stop=(stop,))
+    assert b.text == a.text
+    assert stop not in b.text and len(b.text) >= 140
+    assert b.last.finish_reason is FinishReason.STOP
+
+
+async def test_max_tokens_reached_inside_an_accepted_run(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    for max_tokens in (1, 2, 37):
+        (ref,), (got,) = await both(
+            plain, model_engine, QUOTE, max_tokens=max_tokens, logprobs=2, temperature=0
+        )
+        assert len(got.token_ids) == max_tokens
+        assert got.last.completion_tokens == max_tokens
+        assert got.last.finish_reason is FinishReason.LENGTH
+        assert_same_greedy(ref, got)
+
+
+async def test_a_grammar_holds_on_drafted_tokens(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"report": {"type": "string", "maxLength": 400}},
+        "required": ["report"],
+    }
+    prompt = f'Record:\n{{"report": "{REPORT}"}}\nThe same record again:\n'
+    spec = StructuredOutput(json_schema=schema)
+    before = counts(model_engine)
+    (ref,), (got,) = await both(
+        plain, model_engine, prompt, max_tokens=150, logprobs=2, temperature=0, structured=spec
+    )
+    assert drafted_since(model_engine, before)[1] > 0
+    assert_same_greedy(ref, got)
+    assert got.last.finish_reason is FinishReason.STOP
+    assert len(json.loads(got.text)["report"]) <= 400  # the grammar cut the copy short
+
+
+async def test_logit_bias_and_penalties_apply_to_drafted_positions(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    (free,) = await generate(plain, QUOTE, max_tokens=40, temperature=0)
+    banned = free.token_ids[10]  # a token the plain answer copies
+    for params in (
+        {"logit_bias": {banned: -100.0}},
+        {"frequency_penalty": 0.5, "presence_penalty": 0.3},
+        {"repetition_penalty": 1.3},
+    ):
+        (ref,), (got,) = await both(
+            plain, model_engine, QUOTE, max_tokens=60, logprobs=2, temperature=0, **params
+        )
+        assert_same_greedy(ref, got)
+        if "logit_bias" in params:
+            assert banned not in got.token_ids
+
+
+async def test_a_seed_gives_the_same_sample_every_time(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    """Verification samples each position once, with the sequence's own random stream, as
+    plain decoding does: a seed gives the same answer again, and the same answer as
+    without speculation (150 seeds out of 150 when measured; ties within rounding aside)."""
+    texts = {
+        (await generate(model_engine, QUOTE, max_tokens=60, temperature=0.8, seed=11))[0].text
+        for _ in range(3)
+    }
+    assert len(texts) == 1
+    same = 0
+    for seed in range(10):
+        (a,), (b,) = await both(
+            plain, model_engine, QUOTE, max_tokens=24, temperature=0.8, seed=seed
+        )
+        same += a.token_ids == b.token_ids
+    assert same >= 9
+
+
+async def test_sampling_keeps_its_distribution(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    """Sampling over a quoted text, where drafts are often right (the copy) and often
+    wrong. A verifier that favoured its drafts would make answers copy more; so each
+    answer's share of tokens that are what prompt lookup would have drafted there must have
+    the same mean on both engines, within sampling error. Different seeds on each engine:
+    two independent samples."""
+    prompt = model_engine.tokenize(QUOTE)
+
+    async def copied(engine: AsyncEngine, seed: int) -> float:
+        (choice,) = await generate(engine, QUOTE, max_tokens=24, temperature=0.8, seed=seed)
+        tokens, lookup, agree = prompt + choice.token_ids, PromptLookup(), 0
+        for position in range(len(prompt), len(tokens)):
+            draft, _ = lookup.propose(tokens[:position], 1)
+            agree += draft == [tokens[position]]
+        return agree / len(choice.token_ids)
+
+    before = counts(model_engine)
+    a = [await copied(plain, seed) for seed in range(32)]
+    b = [await copied(model_engine, seed) for seed in range(1000, 1032)]
+    drafted, accepted = drafted_since(model_engine, before)
+    assert accepted > 50 and drafted - accepted > 10, (drafted, accepted)  # right and wrong
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    var = sum((x - mean_a) ** 2 for x in a) / len(a) + sum((x - mean_b) ** 2 for x in b) / len(b)
+    error = math.sqrt(var / len(a))
+    assert 0.2 < mean_a < 0.95  # the copy is likely, not certain
+    assert abs(mean_a - mean_b) < 4 * error, (mean_a, mean_b, error)
+
+
+async def test_rollbacks_past_the_sliding_window_keep_the_answer(
+    plain: AsyncEngine, model_engine: AsyncEngine
+) -> None:
+    """Gemma 3 attends over a 512-token window in most layers, in a cache that keeps only
+    that window: a prompt longer than it, and drafts taken back, must not lose any cell the
+    next position needs."""
+    assert model_engine.core.runner.n_swa == 512
+    prompt_tokens = len(model_engine.tokenize(LONG_QUOTE))
+    assert prompt_tokens > 600
+    before = counts(model_engine)
+    (ref,), (got,) = await both(
+        plain, model_engine, LONG_QUOTE, max_tokens=200, logprobs=2, temperature=0
+    )
+    drafted, accepted = drafted_since(model_engine, before)
+    assert accepted > 50 and drafted > accepted, (drafted, accepted)  # some were taken back
+    assert_same_greedy(ref, got)
