@@ -63,7 +63,7 @@ class ServerConfig:
     kv_unified: bool = False
     lenient_schemas: bool = False
     speculative: str = "ngram"
-    spec_max_draft: int = 16
+    spec_max_draft: int = 32
     log_level: str = "info"
     max_body_bytes: int = 4 * 1024 * 1024
     keepalive_s: float = 15.0

@@ -79,7 +79,7 @@ SERVE_FLAGS = (
         "answer so far, verify in the same step, where it measures ahead) or off "
         "(default ngram)",
     ),
-    Flag("spec_max_draft", int, "most tokens a sequence drafts per step, 1-64 (default 16)"),
+    Flag("spec_max_draft", int, "most tokens a sequence drafts per step, 1-64 (default 32)"),
     Flag("log_level", str, "critical, error, warning, info or debug (default info)"),
     Flag("drain_timeout", float, "seconds running requests may finish after SIGTERM (default 30)"),
     Flag("rate_limit_rpm", int, "requests per minute per API key (default 0: no limit)"),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.conftest import CHAT, chat_body
 from tests.api.fake_engine import FakeEngine
 from tether.api.app import create_app
 from tether.config import ServerConfig
+from tether.engine.request import EngineStats, SpecCounts
 
 
 def sample(text: str, name: str) -> float:
@@ -44,3 +46,14 @@ async def test_each_app_has_its_own_registry(client: httpx.AsyncClient) -> None:
     # A second app in the same process must not collide on metric names.
     create_app(FakeEngine(), ServerConfig())
     assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_speculative_decoding_is_counted(
+    engine: FakeEngine, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = SpecCounts(drafts=3, draft_tokens=40, accepted_tokens=31)
+    monkeypatch.setattr(engine, "stats", lambda: EngineStats(0, 0, speculation=counts))
+    text = (await client.get("/metrics")).text
+    assert sample(text, "tether:spec_decode_num_drafts_total") == 3
+    assert sample(text, "tether:spec_decode_num_draft_tokens_total") == 40
+    assert sample(text, "tether:spec_decode_num_accepted_tokens_total") == 31

@@ -47,7 +47,7 @@ class EngineConfig:
     lora_path: str | None = None
     lora_scale: float = 1.0
     speculative: str = "ngram"
-    spec_max_draft: int = 16
+    spec_max_draft: int = 32
 
     def with_lora(self, path: str, scale: float) -> EngineConfig:
         return dataclasses.replace(self, lora_path=path, lora_scale=scale)

@@ -1,12 +1,16 @@
 """Speculative decoding on the real model (issue 21): drafted tokens are verified by the
 sequence's own sampler, so what a client gets is what it gets without them.
 
-``model_engine`` drafts (``--speculative ngram``, the default); ``plain`` is the same engine
-with speculation off. Their logits differ by floating-point rounding only: llama.cpp's CPU
-kernels sum in another order when a step carries several positions of a sequence (as they
-do when it carries several sequences), which moves a logprob by up to about 0.2 nats on
-this model. Greedy answers are compared token for token; where they part, the reference's
-two best tokens must have been that close (a tie within rounding), never further apart.
+``drafting`` drafts (``--speculative ngram``, the default); ``plain`` is the same engine
+with speculation off. Both start fresh and get the same requests in the same order. Their
+logits differ by floating-point rounding only: llama.cpp's CPU kernels sum in another order
+when a step carries several positions, whether of one sequence (its drafts) or of several
+(batching), or when a prompt reuses a cached prefix computed in another batch. On this
+model that moves a logprob by up to about 0.36 nats: a greedy answer alone and the same
+answer beside another stream, both without speculation, part at the very tokens and gaps
+(0.05-0.28) where the answer with speculation parts from the one without. So greedy
+answers are compared token for token and, where they part, the reference's two best tokens
+must have been that close (a tie within rounding), never further apart.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from tether.engine.structured import StructuredOutput
 from tether.engines.llamacpp.async_engine import AsyncEngine
 from tether.engines.llamacpp.lookup import PromptLookup
 
-# The largest logprob gap rounding has been seen to bridge on this model (0.18 measured).
-ROUNDING = 0.25
+# A logprob gap rounding can bridge on this model (0.36 the largest difference measured).
+ROUNDING = 0.4
 
 REPORT = (
     "Quarterly report. Revenue grew by 12 percent to 4.2 million dollars. The team shipped "
@@ -43,16 +47,25 @@ FREE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[AsyncEngine]:
-    """``model_engine``'s configuration with speculation off."""
-    engine = AsyncEngine(
-        EngineConfig(ctx_size=1024, max_seqs=16, batch_tokens=256, max_queue=8, speculative="off")
+def _engine(speculative: str) -> Iterator[AsyncEngine]:
+    config = EngineConfig(
+        ctx_size=1024, max_seqs=16, batch_tokens=256, max_queue=8, speculative=speculative
     )
+    engine = AsyncEngine(config)
     engine.load()
     engine.start_thread()
     yield engine
     engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[AsyncEngine]:
+    yield from _engine("off")
+
+
+@pytest.fixture(scope="module")
+def drafting() -> Iterator[AsyncEngine]:
+    yield from _engine("ngram")
 
 
 def assert_same_greedy(reference: Choice, drafted: Choice) -> None:
@@ -86,34 +99,30 @@ async def both(
 
 
 async def test_an_answer_that_quotes_its_prompt_is_drafted_and_unchanged(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
-    before = counts(model_engine)
-    (ref,), (got,) = await both(
-        plain, model_engine, QUOTE, max_tokens=120, logprobs=2, temperature=0
-    )
-    drafted, accepted = drafted_since(model_engine, before)
+    before = counts(drafting)
+    (ref,), (got,) = await both(plain, drafting, QUOTE, max_tokens=120, logprobs=2, temperature=0)
+    drafted, accepted = drafted_since(drafting, before)
     assert accepted >= 40, (drafted, accepted)  # most of the answer came from drafts
     assert_same_greedy(ref, got)
     assert got.text == ref.text or len(got.text) > 100
 
 
 async def test_answers_that_do_not_quote_are_unchanged(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     for prompt in FREE:
         (ref,), (got,) = await both(
-            plain, model_engine, prompt, max_tokens=100, logprobs=2, temperature=0
+            plain, drafting, prompt, max_tokens=100, logprobs=2, temperature=0
         )
         assert_same_greedy(ref, got)
 
 
 async def test_every_token_is_its_own_output_with_its_own_logprob(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
-    (ref,), (got,) = await both(
-        plain, model_engine, QUOTE, max_tokens=80, logprobs=3, temperature=0
-    )
+    (ref,), (got,) = await both(plain, drafting, QUOTE, max_tokens=80, logprobs=3, temperature=0)
     assert_same_greedy(ref, got)
     assert all(len(out.tokens) <= 1 for out in got.outputs)
     tokens = [t for out in got.outputs for t in out.tokens]
@@ -133,35 +142,31 @@ async def test_every_token_is_its_own_output_with_its_own_logprob(
     assert sum(math.exp(b) for _, b in same) > 0  # real probabilities, not 1.0 each
 
 
-async def test_n_choices_draft_each_on_their_own(
-    plain: AsyncEngine, model_engine: AsyncEngine
-) -> None:
-    refs, gots = await both(
-        plain, model_engine, QUOTE, max_tokens=60, n=2, logprobs=2, temperature=0
-    )
+async def test_n_choices_draft_each_on_their_own(plain: AsyncEngine, drafting: AsyncEngine) -> None:
+    refs, gots = await both(plain, drafting, QUOTE, max_tokens=60, n=2, logprobs=2, temperature=0)
     assert len(gots) == 2
     for ref, got in zip(refs, gots, strict=True):
         assert_same_greedy(ref, got)
 
 
 async def test_a_stop_string_inside_an_accepted_run_ends_the_answer_there(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     (ref,) = await generate(plain, QUOTE, max_tokens=120, temperature=0)
     stop = ref.text[150:162]  # well inside the copied text
     assert len(stop) == 12
-    (a,), (b,) = await both(plain, model_engine, QUOTE, max_tokens=120, temperature=0, stop=(stop,))
+    (a,), (b,) = await both(plain, drafting, QUOTE, max_tokens=120, temperature=0, stop=(stop,))
     assert b.text == a.text
     assert stop not in b.text and len(b.text) >= 140
     assert b.last.finish_reason is FinishReason.STOP
 
 
 async def test_max_tokens_reached_inside_an_accepted_run(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     for max_tokens in (1, 2, 37):
         (ref,), (got,) = await both(
-            plain, model_engine, QUOTE, max_tokens=max_tokens, logprobs=2, temperature=0
+            plain, drafting, QUOTE, max_tokens=max_tokens, logprobs=2, temperature=0
         )
         assert len(got.token_ids) == max_tokens
         assert got.last.completion_tokens == max_tokens
@@ -169,9 +174,7 @@ async def test_max_tokens_reached_inside_an_accepted_run(
         assert_same_greedy(ref, got)
 
 
-async def test_a_grammar_holds_on_drafted_tokens(
-    plain: AsyncEngine, model_engine: AsyncEngine
-) -> None:
+async def test_a_grammar_holds_on_drafted_tokens(plain: AsyncEngine, drafting: AsyncEngine) -> None:
     schema = {
         "type": "object",
         "properties": {"report": {"type": "string", "maxLength": 400}},
@@ -179,18 +182,18 @@ async def test_a_grammar_holds_on_drafted_tokens(
     }
     prompt = f'Record:\n{{"report": "{REPORT}"}}\nThe same record again:\n'
     spec = StructuredOutput(json_schema=schema)
-    before = counts(model_engine)
+    before = counts(drafting)
     (ref,), (got,) = await both(
-        plain, model_engine, prompt, max_tokens=150, logprobs=2, temperature=0, structured=spec
+        plain, drafting, prompt, max_tokens=150, logprobs=2, temperature=0, structured=spec
     )
-    assert drafted_since(model_engine, before)[1] > 0
+    assert drafted_since(drafting, before)[1] > 0
     assert_same_greedy(ref, got)
     assert got.last.finish_reason is FinishReason.STOP
     assert len(json.loads(got.text)["report"]) <= 400  # the grammar cut the copy short
 
 
 async def test_logit_bias_and_penalties_apply_to_drafted_positions(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     (free,) = await generate(plain, QUOTE, max_tokens=40, temperature=0)
     banned = free.token_ids[10]  # a token the plain answer copies
@@ -200,7 +203,7 @@ async def test_logit_bias_and_penalties_apply_to_drafted_positions(
         {"repetition_penalty": 1.3},
     ):
         (ref,), (got,) = await both(
-            plain, model_engine, QUOTE, max_tokens=60, logprobs=2, temperature=0, **params
+            plain, drafting, QUOTE, max_tokens=60, logprobs=2, temperature=0, **params
         )
         assert_same_greedy(ref, got)
         if "logit_bias" in params:
@@ -208,34 +211,30 @@ async def test_logit_bias_and_penalties_apply_to_drafted_positions(
 
 
 async def test_a_seed_gives_the_same_sample_every_time(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     """Verification samples each position once, with the sequence's own random stream, as
     plain decoding does: a seed gives the same answer again, and the same answer as
     without speculation (150 seeds out of 150 when measured; ties within rounding aside)."""
-    texts = {
-        (await generate(model_engine, QUOTE, max_tokens=60, temperature=0.8, seed=11))[0].text
-        for _ in range(3)
-    }
+    texts = set()
+    for _ in range(3):
+        (a,), (b,) = await both(plain, drafting, QUOTE, max_tokens=60, temperature=0.8, seed=11)
+        texts.add(b.text)
     assert len(texts) == 1
     same = 0
     for seed in range(10):
-        (a,), (b,) = await both(
-            plain, model_engine, QUOTE, max_tokens=24, temperature=0.8, seed=seed
-        )
+        (a,), (b,) = await both(plain, drafting, QUOTE, max_tokens=24, temperature=0.8, seed=seed)
         same += a.token_ids == b.token_ids
     assert same >= 9
 
 
-async def test_sampling_keeps_its_distribution(
-    plain: AsyncEngine, model_engine: AsyncEngine
-) -> None:
+async def test_sampling_keeps_its_distribution(plain: AsyncEngine, drafting: AsyncEngine) -> None:
     """Sampling over a quoted text, where drafts are often right (the copy) and often
     wrong. A verifier that favoured its drafts would make answers copy more; so each
     answer's share of tokens that are what prompt lookup would have drafted there must have
     the same mean on both engines, within sampling error. Different seeds on each engine:
     two independent samples."""
-    prompt = model_engine.tokenize(QUOTE)
+    prompt = drafting.tokenize(QUOTE)
 
     async def copied(engine: AsyncEngine, seed: int) -> float:
         (choice,) = await generate(engine, QUOTE, max_tokens=24, temperature=0.8, seed=seed)
@@ -245,10 +244,10 @@ async def test_sampling_keeps_its_distribution(
             agree += draft == [tokens[position]]
         return agree / len(choice.token_ids)
 
-    before = counts(model_engine)
+    before = counts(drafting)
     a = [await copied(plain, seed) for seed in range(32)]
-    b = [await copied(model_engine, seed) for seed in range(1000, 1032)]
-    drafted, accepted = drafted_since(model_engine, before)
+    b = [await copied(drafting, seed) for seed in range(1000, 1032)]
+    drafted, accepted = drafted_since(drafting, before)
     assert accepted > 50 and drafted - accepted > 10, (drafted, accepted)  # right and wrong
     mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
     var = sum((x - mean_a) ** 2 for x in a) / len(a) + sum((x - mean_b) ** 2 for x in b) / len(b)
@@ -258,18 +257,18 @@ async def test_sampling_keeps_its_distribution(
 
 
 async def test_rollbacks_past_the_sliding_window_keep_the_answer(
-    plain: AsyncEngine, model_engine: AsyncEngine
+    plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
     """Gemma 3 attends over a 512-token window in most layers, in a cache that keeps only
     that window: a prompt longer than it, and drafts taken back, must not lose any cell the
     next position needs."""
-    assert model_engine.core.runner.n_swa == 512
-    prompt_tokens = len(model_engine.tokenize(LONG_QUOTE))
+    assert drafting.core.runner.n_swa == 512
+    prompt_tokens = len(drafting.tokenize(LONG_QUOTE))
     assert prompt_tokens > 600
-    before = counts(model_engine)
+    before = counts(drafting)
     (ref,), (got,) = await both(
-        plain, model_engine, LONG_QUOTE, max_tokens=200, logprobs=2, temperature=0
+        plain, drafting, LONG_QUOTE, max_tokens=200, logprobs=2, temperature=0
     )
-    drafted, accepted = drafted_since(model_engine, before)
+    drafted, accepted = drafted_since(drafting, before)
     assert accepted > 50 and drafted > accepted, (drafted, accepted)  # some were taken back
     assert_same_greedy(ref, got)

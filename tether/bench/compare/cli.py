@@ -9,7 +9,7 @@ from pathlib import Path
 from tether.bench import response_format
 from tether.bench.compare.output import print_summary, write
 from tether.bench.compare.rounds import compare
-from tether.bench.compare.settings import CompareSettings
+from tether.bench.compare.settings import WORKLOADS, CompareSettings
 from tether.client.api import ClientError
 
 
@@ -48,12 +48,34 @@ def add_arguments(p: argparse.ArgumentParser, levels: Callable[[str], tuple[int,
     )
     p.add_argument("--llama-server", type=Path, help="use this llama-server binary; build none")
     p.add_argument(
+        "--workloads",
+        type=_workloads,
+        default=d.workloads,
+        help="random (prompts cut from one text, every --concurrency level) and/or quoting "
+        "(one stream whose answer quotes a 600-token report; llama-server also with "
+        "--spec-default, Tether also with --speculative off) (default random,quoting)",
+    )
+    p.add_argument(
+        "--quoting-requests",
+        type=int,
+        default=d.quoting_requests,
+        help="quoting answers per server and round (default 3)",
+    )
+    p.add_argument(
         "--response-format",
         type=response_format.read,
         metavar="FILE",
         help="a JSON file holding an OpenAI response_format object: every request of both "
         "servers is constrained by it (llama-server gets it as its json_schema field)",
     )
+
+
+def _workloads(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    unknown = [w for w in names if w not in WORKLOADS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"workloads are {', '.join(WORKLOADS)}, got {text!r}")
+    return names
 
 
 def run_command(args: argparse.Namespace) -> None:
@@ -78,6 +100,8 @@ def run_command(args: argparse.Namespace) -> None:
         cache=args.cache,
         llama_server_binary=args.llama_server,
         response_format=args.response_format,
+        workloads=args.workloads,
+        quoting_requests=max(1, args.quoting_requests),
     )
     doc = compare(settings)
     print_summary(doc)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tether.bench.compare.quoting import QUOTE_MAX_TOKENS
 from tether.bench.compare.settings import LLAMA, TETHER
 from tether.bench.compare.summary import TARGETS
 
@@ -72,6 +73,33 @@ def print_summary(doc: dict[str, Any], console: Any = None) -> None:
         met = {True: "yes", False: "NO", None: "-"}[t["met"]]
         verdict.add_row(t["target"], t["bound"], _fmt(t["ratio"], 2), met)
     console.print(verdict)
+    if "quoting" in doc:
+        _print_quoting(doc, console)
+
+
+def _print_quoting(doc: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    q, s = doc["quoting"]["summary"], doc["settings"]
+    table = Table(
+        title=f"quoting workload: 1 stream, a 600-token report repeated with one name changed, "
+        f"greedy, up to {QUOTE_MAX_TOKENS} tokens, medians of {s['rounds']} rounds"
+    )
+    for column in ("server", "chars/s", "Tether / it", "acceptance", "tokens/step", "ms/step"):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for name, rate in q["chars_per_s"].items():
+        spec = q["speculation"].get(name, {})
+        table.add_row(
+            name,
+            _fmt(rate),
+            _fmt(q["tether_ratio"].get(name), 2),
+            _fmt(spec.get("acceptance"), 2),
+            _fmt(spec.get("tokens_per_step"), 2),
+            _fmt(spec.get("kernel_ms_per_step"), 1),
+        )
+    console.print(table)
+    same = q["same_text_with_and_without"]
+    console.print(f"Tether's answers, the same with and without speculation: {same}")
 
 
 def chart(doc: dict[str, Any], path: Path) -> None:
@@ -135,13 +163,31 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {_describe(key, rate)} | {_fmt(row[LLAMA])} | {_fmt(row[TETHER])} "
             f"| {_fmt(row['ratio'], 2)} ({rounds}) | {bounds.get(key, '')} |"
         )
+    if "quoting" in doc:
+        lines += ["", *_quoting_markdown(doc["quoting"]["summary"])]
     return "\n".join(lines) + "\n"
+
+
+def _quoting_markdown(q: dict[str, Any]) -> list[str]:
+    lines = [
+        "| quoting workload, 1 stream | chars/s | Tether / it | acceptance | tokens/step |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rate in q["chars_per_s"].items():
+        spec = q["speculation"].get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(rate)} | {_fmt(q['tether_ratio'].get(name), 2)} "
+            f"| {_fmt(spec.get('acceptance'), 2)} | {_fmt(spec.get('tokens_per_step'), 2)} |"
+        )
+    return lines
 
 
 def write(doc: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     json_path, png_path, md_path = out / "compare.json", out / "compare.png", out / "compare.md"
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
-    chart(doc, png_path)
     md_path.write_text(markdown(doc))
+    if not doc["summary"]["metrics"]:  # the quoting workload alone: nothing to chart
+        return [json_path, md_path]
+    chart(doc, png_path)
     return [json_path, png_path, md_path]

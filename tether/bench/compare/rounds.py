@@ -4,6 +4,7 @@ and then on the other, and the result document that gathers them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any
 
 from tether.bench import llama_server, report
 from tether.bench.compare.overhead import decode_timing, overhead
+from tether.bench.compare.quoting import LLAMA_SPEC, TETHER_OFF, run_quoting, summarize_quoting
 from tether.bench.compare.servers import free_port, llama_argv, running, tether_argv
 from tether.bench.compare.settings import LLAMA, TETHER, CompareSettings
 from tether.bench.compare.summary import summarize
 from tether.bench.load import BenchSettings, sweep
+from tether.bench.report import slug
 from tether.bench.response_format import llama_server_fields
 
 
@@ -123,7 +126,7 @@ def compare(s: CompareSettings, say: Callable[[str], None] = print) -> dict[str,
         return rate
 
     with report.progress() as bar:
-        for r in range(1, s.rounds + 1):
+        for r in range(1, s.rounds + 1 if "random" in s.workloads else 1):
             ports = {LLAMA: free_port(), TETHER: free_port()}
             argvs = {
                 LLAMA: llama_argv(s, binary, model, ports[LLAMA]),
@@ -137,17 +140,55 @@ def compare(s: CompareSettings, say: Callable[[str], None] = print) -> dict[str,
                 for run in run_round(s, {LLAMA: a, TETHER: b}, r, open_rate, bar):
                     run["command"] = " ".join(argvs[run["name"]])
                     runs.append(run)
-    assert rate is not None
+    quoting = _quoting(s, binary, model, say) if "quoting" in s.workloads else None
     return {
         "schema": 1,
         "kind": "compare",
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": report.machine(),
         "build": _build(binary),
-        "settings": _settings(s, model, rate),
+        "settings": _settings(s, model, rate or 0.0),
         "runs": runs,
         "summary": summarize(runs),
+        **({"quoting": quoting} if quoting is not None else {}),
     }
+
+
+def _quoting(s: CompareSettings, binary: Path, model: str, say: Callable[[str], None]) -> Any:
+    """The quoting workload's rounds: four servers afresh each round (``quoting``)."""
+    logs = s.out / "logs"
+    names = [LLAMA, LLAMA_SPEC, TETHER_OFF, TETHER]
+    runs: list[dict[str, Any]] = []
+    commands: dict[str, str] = {}
+    for r in range(1, s.rounds + 1):
+        say(f"quoting workload, round {r} of {s.rounds}")
+        ports = {name: free_port() for name in names}
+        argvs = {
+            LLAMA: llama_argv(s, binary, model, ports[LLAMA]),
+            LLAMA_SPEC: [*llama_argv(s, binary, model, ports[LLAMA_SPEC]), "--spec-default"],
+            TETHER_OFF: [*tether_argv(s, model, ports[TETHER_OFF]), "--speculative", "off"],
+            TETHER: tether_argv(s, model, ports[TETHER]),
+        }
+        commands = {name: " ".join(argv) for name, argv in argvs.items()}
+        with contextlib.ExitStack() as stack:
+            urls = {
+                name: stack.enter_context(
+                    running(name, argvs[name], ports[name], logs / f"quoting-{slug(name)}-{r}.log")
+                )
+                for name in names
+            }
+            models = {name: _first_model(url) for name, url in urls.items()}
+            runs.extend(run_quoting(urls, models.__getitem__, r, s.quoting_requests))
+    return {"runs": runs, "commands": commands, "summary": summarize_quoting(runs, names)}
+
+
+def _first_model(url: str) -> str:
+    import httpx
+
+    from tether.client.api import model_cards
+
+    cards = model_cards(httpx.get(f"{url}/v1/models", timeout=10).json()) or [{}]
+    return str(cards[0].get("id", ""))
 
 
 def _build(binary: Path) -> dict[str, Any]:

@@ -10,6 +10,9 @@ from typing import Any
 from tether.bench import llama_server
 
 LLAMA, TETHER = "llama-server", "tether"
+# "random": prompts cut from one text, exactly max_tokens out (ignore_eos), at every level;
+# "quoting": one stream whose answer quotes its prompt (``quoting``), four servers.
+WORKLOADS = ("random", "quoting")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class CompareSettings:
     cache: Path = field(default_factory=llama_server.default_cache)
     llama_server_binary: Path | None = None
     response_format: dict[str, Any] | None = None  # constrained decoding, on both servers
+    workloads: tuple[str, ...] = WORKLOADS
+    quoting_requests: int = 3  # per server and round
 
     @property
     def n_threads(self) -> int:
