@@ -62,23 +62,35 @@ def document(settings: BenchSettings, measured: dict[str, Any]) -> dict[str, Any
 
 
 def machine() -> dict[str, Any]:
-    """Where the benchmark ran (usually the server's machine too)."""
+    """Where the benchmark ran (usually the server's machine too): the CPU as the VM shows
+    it, with its family and model numbers and the vector features it reports (a VM may hide
+    some its CPU has; llama.cpp's build follows what it reports)."""
+    info = _cpuinfo()
     return {
-        "cpu": _cpu_model() or platform.processor() or platform.machine(),
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family": info.get("cpu family"),
+        "cpu_model": info.get("model"),
+        "cpu_features": sorted(
+            f for f in info.get("flags", "").split() if f.startswith(("avx", "amx", "fma"))
+        ),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
 
 
-def _cpu_model() -> str | None:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty elsewhere)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return None
+    return fields
 
 
 def slug(name: str) -> str:

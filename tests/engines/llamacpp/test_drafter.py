@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tether.engines.llamacpp.drafter import Candidate, Drafter, DraftState, step_cost
+from tether.engines.llamacpp.drafter import (
+    MAX_DRAFT_ROWS,
+    SHARED_SLOWDOWN,
+    Candidate,
+    Drafter,
+    DraftState,
+    batch_cost,
+    step_cost,
+)
 from tether.engines.llamacpp.lookup import NGRAM, PromptLookup
 
 
@@ -32,9 +40,11 @@ def test_lookup_indexes_tokens_as_they_come() -> None:
 
 
 def plan_for(drafter: Drafter, states: list[DraftState], rows: int, room: int = 512) -> list[int]:
+    """The draft lengths for ``states`` decoding on the first slots of a step of ``rows``
+    one-row sequences."""
     tokens = [1, 2, 3, 4, 5, 6, 7, 8] * 8  # every proposal is a long, certain-looking match
-    candidates = [Candidate(tokens, state, 64) for state in states]
-    return [len(d) for d in drafter.plan(candidates, rows, room)]
+    candidates = [Candidate(tokens, state, 64, at) for at, state in enumerate(states)]
+    return [len(d) for d in drafter.plan(candidates, [1] * rows, room)]
 
 
 def test_one_stream_with_a_good_match_drafts() -> None:
@@ -73,10 +83,39 @@ def test_drafts_stay_within_the_room_and_max_tokens() -> None:
     drafter = Drafter(16)
     assert sum(plan_for(drafter, [DraftState(), DraftState()], rows=2, room=3)) <= 3
     tokens = [1, 2, 3, 4] * 8
-    (draft,) = drafter.plan([Candidate(tokens, DraftState(), 2)], 1, 512)
+    (draft,) = drafter.plan([Candidate(tokens, DraftState(), 2, 0)], [1], 512)
     assert len(draft) <= 2
 
 
 def test_the_step_cost_grows_with_rows() -> None:
     costs = [step_cost(rows) for rows in (1, 2, 8, 64)]
     assert costs == sorted(costs) and costs[0] == 1.0
+
+
+def test_a_step_carries_at_most_max_draft_rows() -> None:
+    drafter, states = Drafter(64), [DraftState() for _ in range(4)]
+    for state in states:
+        for _ in range(20):
+            drafter.observe(state, drafted=32, accepted=32, rejected=False)
+    assert sum(plan_for(drafter, states, rows=4)) <= MAX_DRAFT_ROWS
+
+
+def test_a_trusted_sequence_slows_a_shared_step_at_most_so_much() -> None:
+    drafter, state = Drafter(64), DraftState()
+    for _ in range(20):
+        drafter.observe(state, drafted=32, accepted=32, rejected=False)
+    (alone,) = plan_for(drafter, [state], rows=1)
+    shared = plan_for(drafter, [state], rows=4)[0]
+    assert 0 < shared < alone
+    assert batch_cost([1 + shared, 1, 1, 1]) <= SHARED_SLOWDOWN * batch_cost([1] * 4)
+    # Beside 15 streams a drafted row costs what a stream's token does: only drafts that
+    # are nearly always right pay for it.
+    assert plan_for(drafter, [DraftState()], rows=16)[0] == 0
+
+
+def test_a_batch_is_costed_by_llama_cpps_passes() -> None:
+    assert batch_cost([33]) == step_cost(33)
+    assert batch_cost([1, 1, 1]) == step_cost(3)
+    # The first pass takes a token of each; the drafting sequence's rest is a pass alone.
+    assert batch_cost([1, 33]) == step_cost(2) + step_cost(32)
+    assert batch_cost([5, 1, 5]) == step_cost(3) + step_cost(4) + step_cost(4)

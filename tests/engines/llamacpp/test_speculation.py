@@ -133,17 +133,19 @@ async def test_every_token_is_its_own_output_with_its_own_logprob(
         assert token.top_logprobs is not None
         assert token.top_logprobs[0].token_id == token.id
         assert token.logprob == pytest.approx(token.top_logprobs[0].logprob)
-    same = [
-        (a.logprob, b.logprob)
-        for a, b in zip([t for o in ref.outputs for t in o.tokens], tokens, strict=False)
-        if a.id == b.id
-    ]
-    assert max(abs(a - b) for a, b in same) < ROUNDING
-    assert sum(math.exp(b) for _, b in same) > 0  # real probabilities, not 1.0 each
+    reference = [t for o in ref.outputs for t in o.tokens]
+    parted = next(
+        (i for i, (a, b) in enumerate(zip(reference, tokens, strict=True)) if a.id != b.id), 80
+    )
+    pairs = list(zip(reference[:parted], tokens[:parted], strict=True))
+    assert max(abs(a.logprob - b.logprob) for a, b in pairs) < ROUNDING
+    assert any(b.logprob < -0.01 for _, b in pairs)  # real probabilities, not 1.0 each
 
 
 async def test_n_choices_draft_each_on_their_own(plain: AsyncEngine, drafting: AsyncEngine) -> None:
+    before = counts(drafting)
     refs, gots = await both(plain, drafting, QUOTE, max_tokens=60, n=2, logprobs=2, temperature=0)
+    assert drafted_since(drafting, before)[1] > 0
     assert len(gots) == 2
     for ref, got in zip(refs, gots, strict=True):
         assert_same_greedy(ref, got)
@@ -152,13 +154,24 @@ async def test_n_choices_draft_each_on_their_own(plain: AsyncEngine, drafting: A
 async def test_a_stop_string_inside_an_accepted_run_ends_the_answer_there(
     plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
-    (ref,) = await generate(plain, QUOTE, max_tokens=120, temperature=0)
+    (ref,), _ = await both(plain, drafting, QUOTE, max_tokens=120, temperature=0)
     stop = ref.text[150:162]  # well inside the copied text
     assert len(stop) == 12
-    (a,), (b,) = await both(plain, drafting, QUOTE, max_tokens=120, temperature=0, stop=(stop,))
-    assert b.text == a.text
+    before = counts(drafting)
+    (a,), (b,) = await both(
+        plain, drafting, QUOTE, max_tokens=120, temperature=0, logprobs=2, stop=(stop,)
+    )
+    assert drafted_since(drafting, before)[1] > 0
+    assert_same_greedy(a, b)
     assert stop not in b.text and len(b.text) >= 140
     assert b.last.finish_reason is FinishReason.STOP
+    # The answer ended inside a drafted run: what its slot keeps for the prefix cache is
+    # its tokens and nothing drafted after them. The conversation goes on from there.
+    (c,), (d,) = await both(
+        plain, drafting, QUOTE + b.text + stop, max_tokens=60, temperature=0, logprobs=2
+    )
+    assert d.last.cached_tokens > len(drafting.tokenize(QUOTE))
+    assert_same_greedy(c, d)
 
 
 async def test_max_tokens_reached_inside_an_accepted_run(
@@ -195,7 +208,7 @@ async def test_a_grammar_holds_on_drafted_tokens(plain: AsyncEngine, drafting: A
 async def test_logit_bias_and_penalties_apply_to_drafted_positions(
     plain: AsyncEngine, drafting: AsyncEngine
 ) -> None:
-    (free,) = await generate(plain, QUOTE, max_tokens=40, temperature=0)
+    (free,), _ = await both(plain, drafting, QUOTE, max_tokens=40, temperature=0)
     banned = free.token_ids[10]  # a token the plain answer copies
     for params in (
         {"logit_bias": {banned: -100.0}},

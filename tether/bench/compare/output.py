@@ -38,6 +38,19 @@ def _constraint(settings: dict[str, Any]) -> str:
     return f" at most (response_format {fmt['type']})" if fmt else ""
 
 
+def machine_line(doc: dict[str, Any]) -> str:
+    """Where the numbers hold: the CPU, and the CPU features llama.cpp was built with (as
+    Tether's build reports them; llama-server is built from the same sources with the
+    machine's native flags)."""
+    m, b = doc["machine"], doc.get("build", {})
+    features = b.get("tether_system_info", "").removeprefix("CPU : ")
+    version = b.get("llama_cpp_python", "?")
+    cpu = m["cpu"] + (
+        f" (family {m['cpu_family']}, model {m['cpu_model']})" if m.get("cpu_family") else ""
+    )
+    return f"Machine: {cpu}, {m['cpu_count']} CPUs; llama.cpp {version}: {features}"
+
+
 def print_summary(doc: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -59,11 +72,13 @@ def print_summary(doc: dict[str, Any], console: Any = None) -> None:
             " / ".join(_fmt(x, 2) for x in row["ratios"]),
         )
     console.print(table)
+    console.print(machine_line(doc))
     o = doc["summary"]["overhead"]
     if o["overhead_ms"] is not None:
         console.print(
             f"Tether at 1 stream: client inter-token mean {o['itl_mean_ms']:.2f} ms = engine "
-            f"decode step {o['step_mean_ms']:.2f} ms (llama_decode {o['kernel_mean_ms']:.2f} "
+            f"decode time per token {o['step_mean_ms']:.2f} ms (llama_decode "
+            f"{o['kernel_mean_ms']:.2f} "
             f"+ Python {o['python_in_step_ms']:.2f}) + server overhead {o['overhead_ms']:.2f} ms"
         )
     verdict = Table(title="issue 13 targets (Tether / llama-server)")
@@ -165,6 +180,7 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     if "quoting" in doc:
         lines += ["", *_quoting_markdown(doc["quoting"]["summary"])]
+    lines += ["", machine_line(doc)]
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """Tether's per-token server overhead at one stream: the client's mean inter-token latency
-minus the engine's mean decode step, read from ``/metrics`` around that level, and how much
-of that step is Python rather than ``llama_decode``."""
+minus the engine's decode time per token, read from ``/metrics`` around that level, and how
+much of that is Python rather than ``llama_decode``. At one stream a decode step makes one
+token plus the drafted tokens it accepted (speculative decoding)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def decode_timing(url: str) -> dict[str, float]:
         "tether:engine_decode_steps": "steps",
         "tether:engine_decode_step_seconds": "step_s",
         "tether:engine_decode_kernel_seconds": "kernel_s",
+        "tether:spec_decode_num_accepted_tokens": "accepted",
     }
     found = dict.fromkeys(wanted.values(), 0.0)
     for family in text_string_to_metric_families(text):
@@ -32,10 +34,12 @@ def overhead(
     steps = after["steps"] - before["steps"]
     if steps <= 0 or itl_mean_ms is None:
         return {"decode_steps": int(steps)}
-    step_ms = 1000 * (after["step_s"] - before["step_s"]) / steps
-    kernel_ms = 1000 * (after["kernel_s"] - before["kernel_s"]) / steps
+    tokens = steps + after.get("accepted", 0.0) - before.get("accepted", 0.0)
+    step_ms = 1000 * (after["step_s"] - before["step_s"]) / tokens
+    kernel_ms = 1000 * (after["kernel_s"] - before["kernel_s"]) / tokens
     return {
         "decode_steps": int(steps),
+        "tokens_per_step": round(tokens / steps, 3),
         "itl_mean_ms": round(itl_mean_ms, 3),
         "step_mean_ms": round(step_ms, 3),
         "kernel_mean_ms": round(kernel_ms, 3),

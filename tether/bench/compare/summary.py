@@ -87,13 +87,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rows = _metric_rows(runs)
     overheads = [run["overhead"] for run in runs if "overhead_ms" in run.get("overhead", {})]
     overhead = {
-        key: _median([o[key] for o in overheads])
+        key: _median([o.get(key) for o in overheads])
         for key in (
             "overhead_ms",
             "step_mean_ms",
             "kernel_mean_ms",
             "python_in_step_ms",
             "itl_mean_ms",
+            "tokens_per_step",
         )
     }
     verdict = [

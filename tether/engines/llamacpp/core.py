@@ -257,12 +257,12 @@ class EngineCore:
         rest of the chunk is taken back from the KV cache.  rows: [len(tokens), n_vocab]"""
         start, tokens = chunk.start_pos, seq.tokens
         first_index = chunk.batch_index - len(rows) + 1
-        valid = 1  # chunk tokens whose KV is right: the first, then each verified one
+        rejected = False  # the sampler chose otherwise where a token was drafted
         for offset, row in enumerate(rows):
             if offset:
                 if chunk.tokens[offset] != tokens[start + offset]:
+                    rejected = True
                     break
-                valid += 1
                 if seq.new_tokens:
                     outputs.append(self._output(seq))
             position = start + offset + 1
@@ -273,11 +273,21 @@ class EngineCore:
                 self._sample(seq, row, first_index + offset)
             if seq.finish_reason is not None:
                 break
+        # The chunk's KV is right as far as its tokens are the sequence's (a forced token
+        # not emitted because the sequence ended still is; a drafted one never emitted is not).
+        valid = 1
+        while (
+            valid < len(chunk.tokens)
+            and start + valid < len(tokens)
+            and chunk.tokens[valid] == tokens[start + valid]
+        ):
+            valid += 1
         seq.num_computed = start + valid
+        if not chunk.drafted:
+            return
         if valid < len(chunk.tokens) and not self.runner.seq_rm(seq.slot, start + valid):
             raise EngineError("llama.cpp refused to take drafted tokens back from the KV cache")
-        if chunk.drafted and self.drafter is not None:
-            rejected = valid < len(chunk.tokens) and len(tokens) > start + valid
+        if self.drafter is not None:
             self.drafter.observe(seq.draft, chunk.drafted, valid - 1, rejected)
 
     def _score_prompt(self, chunk: Chunk, rows: np.ndarray) -> None:

@@ -5,19 +5,24 @@ Each drafted token costs a row of the batch: on the embedded model a row is most
 decode (the output head over 262,144 tokens), so a draft pays only when it is accepted
 often. ``plan`` weighs the two for every sequence of the step:
 
-- what a row costs: ``step_cost``, a decode step's time by its rows relative to one row;
+- what a row costs: ``batch_cost``, a decode step's time by its rows relative to one row,
+  with llama.cpp's split of a batch into passes over the weights;
 - what a drafted token is worth: at depth ``j`` of a sequence whose drafts are accepted at
   rate ``a``, ``a**j`` tokens. The rate is the sequence's own evidence, fading, added to a
   prior that grows with how long the match behind the proposal is.
 
 The increments are taken best first, and the plan stops where tokens per unit of time
 peaks. A sequence whose drafts are mostly wrong stops drafting (and tries again once its
-evidence has faded); a batch of many streams, where a row already makes a whole token,
-stops drafting as a whole, both without a switch.
+evidence has faded); in a batch of many streams, where a row already makes a whole token,
+only drafts that are nearly always right are worth a row (0.77 at 16 streams, 0.93 at
+64), both without a switch. Two bounds keep a drafting sequence from costing the others:
+a step that other streams share may take at most ``SHARED_SLOWDOWN`` times what it would
+without drafts, and a step carries at most ``MAX_DRAFT_ROWS`` drafted tokens (each asks
+for a logits row, and llama.cpp's output buffer keeps the size of the largest step).
 
-The plan depends only on the sequences in the batch, never on timings measured or on other
-requests: a request alone gives the same batches, so the same logits and the same tokens,
-every time (a seed stays reproducible).
+The plan depends on the sequences in the step alone, never on timings measured or on
+earlier requests: a request alone gives the same batches, so the same logits and the same
+tokens, every time (a seed stays reproducible).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from tether.engines.llamacpp.lookup import MAX_MATCH, NGRAM, PromptLookup
 _PRIOR_LOW, _PRIOR_HIGH, _PRIOR_WEIGHT = 0.6, 0.9, 4.0
 # Per step, how much of a sequence's evidence is kept.
 _KEEP = 0.95
+# Drafted tokens one step may carry, and how much slower drafts may make a shared step.
+MAX_DRAFT_ROWS = 64
+SHARED_SLOWDOWN = 3.0
 
 
 def step_cost(rows: int) -> float:
@@ -40,6 +48,29 @@ def step_cost(rows: int) -> float:
     21). A larger model spends less of a step on its output head, so this shape is a
     conservative one there."""
     return 1.0 if rows <= 1 else 1.3 + 0.277 * rows
+
+
+def batch_cost(rows: list[int]) -> float:
+    """A decode step's time for these rows per sequence (in slot order, on consecutive
+    slots), relative to one row. With a KV stream per sequence llama.cpp splits a batch
+    into ubatches that take the same number of tokens from each of a run of consecutive
+    sequences (``split_equal``), each a pass over the weights: a sequence with drafts
+    beside sequences without is two passes."""
+    left = list(rows)
+    cost = 0.0
+    i = 0
+    while i < len(left):
+        if left[i] == 0:
+            i += 1
+            continue
+        j = i
+        while j < len(left) and left[j] > 0:
+            j += 1
+        take = min(left[i:j])
+        cost += step_cost(take * (j - i))
+        for k in range(i, j):
+            left[k] -= take
+    return cost
 
 
 def prior(matched: int) -> float:
@@ -62,11 +93,13 @@ class DraftState:
 
 @dataclass(slots=True)
 class Candidate:
-    """A decoding sequence that may draft: its tokens, state, and most tokens to draft."""
+    """A decoding sequence that may draft: its tokens, state, most tokens to draft, and
+    which of the step's decode chunks (in slot order) is its."""
 
     tokens: list[int]
     state: DraftState
     limit: int
+    at: int
 
 
 class Drafter:
@@ -79,9 +112,9 @@ class Drafter:
         self.accepted = 0
         self.drafts = 0  # verifications: chunks that carried drafted tokens
 
-    def plan(self, candidates: list[Candidate], base_rows: int, room: int) -> list[list[int]]:
+    def plan(self, candidates: list[Candidate], rows: list[int], room: int) -> list[list[int]]:
         """Each candidate's drafted tokens (often none) for a step whose decode chunks
-        already take ``base_rows`` rows; at most ``room`` drafted tokens in all."""
+        take ``rows`` rows each (in slot order); at most ``room`` drafted tokens in all."""
         proposals: list[list[int]] = []
         gains: list[tuple[float, int]] = []
         for i, cand in enumerate(candidates):
@@ -96,23 +129,31 @@ class Drafter:
                 gain *= rate
                 gains.append((gain, i))
         taken = [0] * len(candidates)
+        room = min(room, MAX_DRAFT_ROWS)
         if gains and room > 0:
             gains.sort(key=lambda g: -g[0])
-            for _, i in gains[: self._best_count(gains[:room], base_rows)]:
+            for _, i in gains[: self._best_count(gains[:room], candidates, rows)]:
                 taken[i] += 1
         return [draft[:k] for draft, k in zip(proposals, taken, strict=True)]
 
     @staticmethod
-    def _best_count(gains: list[tuple[float, int]], base_rows: int) -> int:
-        """How many of the increments (best first) make the most tokens per unit of time."""
-        rows, tokens = base_rows, float(base_rows)
-        best, best_n = tokens / step_cost(rows), 0
-        for n, (gain, _) in enumerate(gains, 1):
-            rows += 1
+    def _best_count(
+        gains: list[tuple[float, int]], candidates: list[Candidate], base: list[int]
+    ) -> int:
+        """How many of the increments (best first) make the most tokens per unit of time,
+        within the slowdown a shared step allows."""
+        rows, tokens = list(base), float(sum(base))
+        cost = batch_cost(rows)
+        bound = cost * SHARED_SLOWDOWN if len(rows) > 1 else float("inf")
+        best, best_n = tokens / cost, 0
+        for n, (gain, i) in enumerate(gains, 1):
+            rows[candidates[i].at] += 1
             tokens += gain
-            value = tokens / step_cost(rows)
-            if value > best:
-                best, best_n = value, n
+            cost = batch_cost(rows)
+            if cost > bound:
+                break
+            if tokens / cost > best:
+                best, best_n = tokens / cost, n
         return best_n
 
     def observe(self, state: DraftState, drafted: int, accepted: int, rejected: bool) -> None:

@@ -148,7 +148,7 @@ class Scheduler:
             )
             budget -= n
         if self.drafter is not None and out.chunks:
-            budget -= self._draft(out.chunks, budget)
+            budget -= self._draft(out.chunks, budget - self._prompt_work(budget))
         if out.chunks:  # streams are decoding: bound the prompt work they wait for
             budget = min(budget, self.prefill_chunk)
         for seq in self.running:
@@ -164,20 +164,35 @@ class Scheduler:
         out.chunks.sort(key=lambda chunk: chunk.seq.slot)
         return out
 
+    def _prompt_work(self, budget: int) -> int:
+        """The prompt tokens this step keeps for prompts waiting or being prefilled: drafts
+        never take them."""
+        waiting = sum(s.remaining_prompt() for s in self.running if s.prefilling)
+        if self.waiting and self.slots.free_count - self._reserved > len(self.waiting[0].forks):
+            waiting += self.waiting[0].num_prompt
+        return min(waiting, self.prefill_chunk, budget)
+
     def _draft(self, chunks: list[Chunk], room: int) -> int:
         """Add the drafter's tokens to decode chunks that end at a sampled token; return
         how many were added."""
         assert self.drafter is not None
-        drafting = [chunk for chunk in chunks if chunk.sample and len(chunk.tokens) == 1]
+        ordered = sorted(chunks, key=lambda chunk: chunk.seq.slot)
         # The step makes at least one token per chunk: drafts may fill the rest of max_tokens.
-        candidates = [
-            Candidate(c.seq.tokens, c.seq.draft, c.seq.params.max_tokens - c.seq.num_generated - 1)
-            for c in drafting
+        drafting = [
+            (at, chunk)
+            for at, chunk in enumerate(ordered)
+            if chunk.sample and len(chunk.tokens) == 1
         ]
-        rows = sum(len(chunk.tokens) for chunk in chunks)
+        candidates = [
+            Candidate(
+                c.seq.tokens, c.seq.draft, c.seq.params.max_tokens - c.seq.num_generated - 1, at
+            )
+            for at, c in drafting
+        ]
+        rows = [len(chunk.tokens) for chunk in ordered]
         plans = self.drafter.plan(candidates, rows, room)
         added = 0
-        for chunk, draft in zip(drafting, plans, strict=True):
+        for (_, chunk), draft in zip(drafting, plans, strict=True):
             if draft:
                 chunk.tokens.extend(draft)
                 chunk.drafted = len(draft)
