@@ -68,19 +68,20 @@ _ENGINE_STATS: tuple[
     (
         CounterMetricFamily,
         "tether:spec_decode_num_drafts",
-        "Speculative decoding: drafts verified (one per sequence and step that drafted).",
+        "Speculative decoding on the llama.cpp engine: drafts verified (one per sequence "
+        "and step that drafted).",
         lambda stats: stats.speculation.drafts,
     ),
     (
         CounterMetricFamily,
         "tether:spec_decode_num_draft_tokens",
-        "Speculative decoding: tokens drafted.",
+        "Speculative decoding on the llama.cpp engine: tokens drafted.",
         lambda stats: stats.speculation.draft_tokens,
     ),
     (
         CounterMetricFamily,
         "tether:spec_decode_num_accepted_tokens",
-        "Speculative decoding: drafted tokens the sampler accepted.",
+        "Speculative decoding on the llama.cpp engine: drafted tokens the sampler accepted.",
         lambda stats: stats.speculation.accepted_tokens,
     ),
 )
