@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -68,8 +68,13 @@ def drafting() -> Iterator[AsyncEngine]:
     yield from _engine("ngram")
 
 
-def assert_same_greedy(reference: Choice, drafted: Choice) -> None:
-    """The same tokens, except after a tie within rounding (see the module docstring)."""
+def assert_same_greedy(
+    reference: Choice, drafted: Choice, shift: Callable[[int, list[int]], float] | None = None
+) -> None:
+    """The same tokens, except after a tie within rounding (see the module docstring).
+    ``shift(token, earlier)``: what a bias or additive penalty took off a token's logit
+    after the ``earlier`` generated tokens, when the sampler chose from shifted logits: the
+    tie is then judged between the two tokens chosen, as the sampler saw them."""
     ref, got = reference.token_ids, drafted.token_ids
     parted = next((i for i, (a, b) in enumerate(zip(ref, got, strict=False)) if a != b), None)
     if parted is None:
@@ -79,6 +84,13 @@ def assert_same_greedy(reference: Choice, drafted: Choice) -> None:
     best = tokens[parted].top_logprobs
     assert best is not None and len(best) >= 2, "compare with logprobs=2"
     gap = best[0].logprob - best[1].logprob
+    if shift is not None:
+        raw = {alt.token_id: alt.logprob for alt in best}
+        assert got[parted] in raw, "compare with more logprobs"
+        earlier = ref[:parted]
+        gap = (raw[ref[parted]] - shift(ref[parted], earlier)) - (
+            raw[got[parted]] - shift(got[parted], earlier)
+        )
     assert gap < ROUNDING, f"parted at token {parted}, where the reference led by {gap:.3f}"
 
 
@@ -210,17 +222,42 @@ async def test_logit_bias_and_penalties_apply_to_drafted_positions(
 ) -> None:
     (free,), _ = await both(plain, drafting, QUOTE, max_tokens=40, temperature=0)
     banned = free.token_ids[10]  # a token the plain answer copies
-    for params in (
-        {"logit_bias": {banned: -100.0}},
-        {"frequency_penalty": 0.5, "presence_penalty": 0.3},
-        {"repetition_penalty": 1.3},
-    ):
+
+    def bias(token: int, earlier: list[int]) -> float:
+        return 100.0 if token == banned else 0.0
+
+    def frequency_presence(token: int, earlier: list[int]) -> float:
+        count = earlier.count(token)
+        return 0.5 * count + (0.3 if count else 0.0)
+
+    shifted: list[tuple[dict[str, object], Callable[[int, list[int]], float]]] = [
+        ({"logit_bias": {banned: -100.0}}, bias),
+        ({"frequency_penalty": 0.5, "presence_penalty": 0.3}, frequency_presence),
+    ]
+    for params, shift in shifted:
         (ref,), (got,) = await both(
-            plain, drafting, QUOTE, max_tokens=60, logprobs=2, temperature=0, **params
+            plain, drafting, QUOTE, max_tokens=60, logprobs=20, temperature=0, **params
         )
-        assert_same_greedy(ref, got)
-        if "logit_bias" in params:
-            assert banned not in got.token_ids
+        assert_same_greedy(ref, got, shift)
+        assert got.token_ids != free.token_ids[: len(got.token_ids)]  # it took effect
+    (ref,), (got,) = await both(
+        plain,
+        drafting,
+        QUOTE,
+        max_tokens=60,
+        logprobs=2,
+        temperature=0,
+        logit_bias={banned: -100.0},
+    )
+    assert banned not in got.token_ids
+    # A repetition penalty divides or multiplies logits, so the logprobs cannot show how
+    # close its choices were: this prompt reaches such a tie at token 41 (where plain
+    # decoding alone and beside another stream part too), and is compared before it.
+    (ref,), (got,) = await both(
+        plain, drafting, QUOTE, max_tokens=40, logprobs=2, temperature=0, repetition_penalty=1.3
+    )
+    assert got.token_ids == ref.token_ids
+    assert got.token_ids != free.token_ids
 
 
 async def test_a_seed_gives_the_same_sample_every_time(

@@ -48,7 +48,7 @@ def machine_line(doc: dict[str, Any]) -> str:
     cpu = m["cpu"] + (
         f" (family {m['cpu_family']}, model {m['cpu_model']})" if m.get("cpu_family") else ""
     )
-    return f"Machine: {cpu}, {m['cpu_count']} CPUs; llama.cpp {version}: {features}"
+    return f"Machine: {cpu}, {m.get('cpu_count', '?')} CPUs; llama.cpp {version}: {features}"
 
 
 def print_summary(doc: dict[str, Any], console: Any = None) -> None:
