@@ -24,6 +24,7 @@ from tether.engine.errors import (
 from tether.engine.guidance import GuidanceOptions, Markup, plain_markup, special_markup
 from tether.engine.request import EngineStats, GenerationRequest
 from tether.engine.sampling_params import SamplingDefaults
+from tether.engines.vllm import plugin
 from tether.engines.vllm.config import VllmOptions
 from tether.engines.vllm.params import new_seed, sampling_kwargs, structured_outputs
 from tether.engines.vllm.stream import VllmStream
@@ -73,6 +74,9 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ[plugin.ENV] = "1"  # the sampled token's logprob in float32 (plugin.py)
+        for name, value in plugin.MALLOC.items():  # read by the processes vLLM starts
+            os.environ.setdefault(name, value)
         args = AsyncEngineArgs(**self.engine_args())
         # Off the event loop: the server may be serving other models meanwhile.
         self._llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
