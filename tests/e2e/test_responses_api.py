@@ -35,8 +35,9 @@ WEATHER = {
 
 
 def test_create_and_retrieve(openai_client: openai.OpenAI) -> None:
+    # Greedy, so the answer is the same every run (sampled, it could end by itself).
     response = openai_client.responses.create(
-        model=MODEL, input="What is the capital of France?", max_output_tokens=12
+        model=MODEL, input="What is the capital of France?", max_output_tokens=12, temperature=0
     )
     assert response.status == "incomplete"  # the base model runs on to the limit
     assert response.incomplete_details is not None
@@ -51,7 +52,7 @@ def test_create_and_retrieve(openai_client: openai.OpenAI) -> None:
 
 def test_streamed_events_build_the_same_text(openai_client: openai.OpenAI) -> None:
     stream = openai_client.responses.create(
-        model=MODEL, input="Name three colours.", max_output_tokens=16, stream=True
+        model=MODEL, input="Name three colours.", max_output_tokens=16, stream=True, temperature=0
     )
     events = list(stream)
     assert [e.sequence_number for e in events] == list(range(len(events)))
@@ -73,7 +74,6 @@ def test_the_stream_helper_gives_the_final_response(openai_client: openai.OpenAI
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == final.output_text
-    assert final.status == "completed" and isinstance(json.loads(final.output_text)["ok"], bool)
     assert final.status == "completed" and isinstance(json.loads(final.output_text)["ok"], bool)
 
 
