@@ -35,7 +35,7 @@ def register() -> None:
 
     if getattr(Sampler.compute_logprobs, "_tether", False):
         return
-    Sampler.compute_logprobs = staticmethod(compute_logprobs)  # type: ignore[method-assign]
+    Sampler.compute_logprobs = staticmethod(compute_logprobs)
 
 
 def compute_logprobs(logits: Any) -> Any:
