@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
+from tether.engines.llamacpp import drafter as drafter_module
 from tether.engines.llamacpp.drafter import (
     MAX_DRAFT_ROWS,
     SHARED_SLOWDOWN,
@@ -9,6 +14,7 @@ from tether.engines.llamacpp.drafter import (
     Drafter,
     DraftState,
     batch_cost,
+    may_pay,
     step_cost,
 )
 from tether.engines.llamacpp.lookup import NGRAM, PromptLookup
@@ -119,3 +125,47 @@ def test_a_batch_is_costed_by_llama_cpps_passes() -> None:
     # The first pass takes a token of each; the drafting sequence's rest is a pass alone.
     assert batch_cost([1, 33]) == step_cost(2) + step_cost(32)
     assert batch_cost([5, 1, 5]) == step_cost(3) + step_cost(4) + step_cost(4)
+
+
+def test_many_streams_skip_the_lookups_altogether() -> None:
+    """At 64 one-row streams no plan can promise MIN_GAIN: the lookups are not even asked
+    (they catch up on the tokens they missed when drafting can pay again)."""
+    assert not may_pay([1] * 64, MAX_DRAFT_ROWS)
+    assert may_pay([1] * 16, MAX_DRAFT_ROWS) and may_pay([1], 16)
+    states = [DraftState() for _ in range(64)]
+    assert sum(plan_for(Drafter(16), states, rows=64)) == 0
+    assert all(state.lookup._indexed == 3 for state in states)  # nothing indexed yet
+    assert plan_for(Drafter(16), states[:1], rows=1)[0] > 0  # catches up, then drafts
+
+
+def _scenario(rng: random.Random) -> tuple[list[Candidate], list[int], int]:
+    n = rng.choice([rng.randint(1, 4), rng.randint(1, 72)])
+    mixed = rng.random() < 0.5  # or every stream one row, as a full batch mostly is
+    rows = [rng.choice([1, 1, 1, 2, 4]) if mixed else 1 for _ in range(n)]
+    candidates = []
+    for at in range(n):
+        period = rng.randint(2, 9)
+        tokens = [rng.randrange(6) for _ in range(period)] * rng.randint(1, 12)
+        tokens += tokens[: rng.choice([0, 0, 1, 2])]  # mostly inside a loop: a match
+        state = DraftState(trials=rng.uniform(0, 12))
+        state.hits = state.trials * rng.uniform(0.3, 1.0)
+        if rows[at] == 1 and rng.random() < 0.9:
+            candidates.append(Candidate(tokens, state, rng.randint(0, 64), at))
+    return candidates, rows, rng.choice([0, 1, 3, 16, 64, 512])
+
+
+def test_skipping_hopeless_plans_never_changes_a_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``may_pay`` is a bound, not a heuristic: over varied steps (2 to 72 streams, mixed
+    rows, sequences of every acceptance), the plans are the same with it and without."""
+    skipped = drafted = 0
+    for seed in range(400):
+        candidates, rows, room = _scenario(random.Random(seed))
+        with_bound = [len(d) for d in Drafter(16).plan(candidates, rows, room)]
+        skipped += not may_pay(rows, min(room, MAX_DRAFT_ROWS))
+        candidates, rows, room = _scenario(random.Random(seed))  # fresh states
+        with monkeypatch.context() as patch:
+            patch.setattr(drafter_module, "may_pay", lambda rows, room: True)
+            without = [len(d) for d in Drafter(16).plan(candidates, rows, room)]
+        assert with_bound == without, seed
+        drafted += sum(without) > 0
+    assert skipped > 40 and drafted > 40  # the bound did skip plans; others drafted

@@ -11,14 +11,15 @@ often. ``plan`` weighs the two for every sequence of the step:
   rate ``a``, ``a**j`` tokens. The rate is the sequence's own evidence, fading, added to a
   prior that grows with how long the match behind the proposal is.
 
-The increments are taken best first, and the plan stops where tokens per unit of time
-peaks. A sequence whose drafts are mostly wrong stops drafting (and tries again once its
-evidence has faded); in a batch of many streams, where a row already makes a whole token,
-only drafts that are nearly always right are worth a row (0.77 at 16 streams, 0.93 at
-64), both without a switch. Two bounds keep a drafting sequence from costing the others:
-a step that other streams share may take at most ``SHARED_SLOWDOWN`` times what it would
-without drafts, and a step carries at most ``MAX_DRAFT_ROWS`` drafted tokens (each asks
-for a logits row, and llama.cpp's output buffer keeps the size of the largest step).
+The increments are taken best first, and the plan stops where tokens per unit of time peaks.
+A sequence whose drafts are mostly wrong stops drafting (and tries again once its evidence
+has faded); in a batch of many streams, where a row already makes a whole token, only drafts
+that are nearly always right are worth a row (0.86 at 16 streams; at 64 none is, and
+``plan`` then skips the lookups: ``may_pay``), both without a switch. Two bounds keep a
+drafting sequence from costing the others: a step that other streams share may take at most
+``SHARED_SLOWDOWN`` times what it would without drafts, and a step carries at most
+``MAX_DRAFT_ROWS`` drafted tokens (each asks for a logits row, and llama.cpp's output buffer
+keeps the size of the largest step).
 
 The plan depends on the sequences in the step alone, never on timings measured or on
 earlier requests: a request alone gives the same batches, so the same logits and the same
@@ -76,6 +77,20 @@ def batch_cost(rows: list[int]) -> float:
     return cost
 
 
+def may_pay(rows: list[int], room: int) -> bool:
+    """Whether any plan of at most ``room`` drafted tokens could beat no drafts by
+    ``MIN_GAIN`` for a step whose decode chunks take ``rows``: the bound of every drafted
+    token accepted, all in one pass. A drafted token is worth at most one token, a batch
+    costs at least ``step_cost`` of its rows in one pass, and tokens per unit of time grow
+    with drafts in one pass, so ``room`` drafts bound them all. False at 64 streams: the
+    plan is then skipped, its result the same."""
+    tokens = sum(rows)
+    if tokens == 0:  # no decode chunk: nothing to draft for
+        return False
+    best = (tokens + room) / step_cost(tokens + room)
+    return best > tokens / batch_cost(rows) * MIN_GAIN
+
+
 def prior(matched: int) -> float:
     """Acceptance expected of a proposal whose match covers ``matched`` tokens."""
     share = (min(matched, MAX_MATCH) - NGRAM) / (MAX_MATCH - NGRAM)
@@ -118,12 +133,16 @@ class Drafter:
     def plan(self, candidates: list[Candidate], rows: list[int], room: int) -> list[list[int]]:
         """Each candidate's drafted tokens (often none) for a step whose decode chunks
         take ``rows`` rows each (in slot order); at most ``room`` drafted tokens in all."""
+        room = min(room, MAX_DRAFT_ROWS)
+        for cand in candidates:  # evidence fades every step, drafted or not
+            cand.state.hits *= _KEEP
+            cand.state.trials *= _KEEP
+        if room <= 0 or not may_pay(rows, room):
+            return [[] for _ in candidates]  # lookups catch up when they are next asked
         proposals: list[list[int]] = []
         gains: list[tuple[float, int]] = []
         for i, cand in enumerate(candidates):
             state = cand.state
-            state.hits *= _KEEP
-            state.trials *= _KEEP
             draft, matched = state.lookup.propose(cand.tokens, min(self.max_draft, cand.limit))
             proposals.append(draft)
             rate = state.rate(prior(matched)) if draft else 0.0
@@ -132,8 +151,7 @@ class Drafter:
                 gain *= rate
                 gains.append((gain, i))
         taken = [0] * len(candidates)
-        room = min(room, MAX_DRAFT_ROWS)
-        if gains and room > 0:
+        if gains:
             gains.sort(key=lambda g: -g[0])
             for _, i in gains[: self._best_count(gains[:room], candidates, rows)]:
                 taken[i] += 1
