@@ -135,16 +135,27 @@ def vllm_environment() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def tether_vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """``tether serve --engine vllm`` on the converted default model; one per session."""
+def vllm_serving(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningServer]:
+    """A fixture's body: ``tether serve --engine vllm`` with ``extra``, stopped after; the
+    test is skipped where the vLLM engine is not built."""
     if not vllm_available():
         pytest.skip("the vLLM engine is not built here: run `make vllm` (make test does)")
-    proc, server = start_server(tmp_path_factory.mktemp("tether-vllm"), engine="vllm")
+    proc, server = start_server(tmp_path_factory.mktemp(name), *extra, engine="vllm", env=env)
     try:
         yield server
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def tether_vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """``tether serve --engine vllm`` on the converted default model; one per session."""
+    yield from vllm_serving(tmp_path_factory, "tether-vllm")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

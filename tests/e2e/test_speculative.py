@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server, vllm_available
+from tests.conftest import RunningServer, vllm_serving
 from tether.bench.compare.quoting import quoting_prompt
 
 pytestmark = pytest.mark.e2e
@@ -44,18 +44,9 @@ def test_an_answer_that_quotes_its_prompt_is_drafted(tether_server: RunningServe
 
 @pytest.fixture(scope="module")
 def vllm_ngram_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    if not vllm_available():
-        pytest.skip("the vLLM engine is not built here: run `make vllm` (make test does)")
-    proc, server = start_server(
-        tmp_path_factory.mktemp("tether-vllm-ngram"),
-        "--speculative-config",
-        SPEC_CONFIG,
-        engine="vllm",
+    yield from vllm_serving(
+        tmp_path_factory, "tether-vllm-ngram", "--speculative-config", SPEC_CONFIG
     )
-    try:
-        yield server
-    finally:
-        stop_server(proc)
 
 
 def test_vllm_runs_its_own_ngram_speculation(vllm_ngram_server: RunningServer) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server, vllm_available
+from tests.conftest import RunningServer, vllm_serving
 from tests.e2e.conftest import Server
 
 pytestmark = pytest.mark.e2e
@@ -18,21 +18,15 @@ PROMPTS = ["The capital of France is", "Once upon a time, a lighthouse keeper"]
 
 @pytest.fixture(scope="module")
 def tp2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    if not vllm_available():
-        pytest.skip("the vLLM engine is not built here: run `make vllm` (make test does)")
-    proc, server = start_server(
-        tmp_path_factory.mktemp("tether-vllm-tp2"),
+    yield from vllm_serving(
+        tmp_path_factory,
+        "tether-vllm-tp2",
         "--tensor-parallel-size",
         "2",
         "--distributed-executor-backend",
         "mp",
-        engine="vllm",
         env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"},
     )
-    try:
-        yield server
-    finally:
-        stop_server(proc)
 
 
 def greedy_ids(server: Server, prompt: str) -> list[int]:

@@ -134,7 +134,7 @@ def test_many_streams_skip_the_lookups_altogether() -> None:
     assert may_pay([1] * 16, MAX_DRAFT_ROWS) and may_pay([1], 16)
     states = [DraftState() for _ in range(64)]
     assert sum(plan_for(Drafter(16), states, rows=64)) == 0
-    assert all(state.lookup._indexed == 3 for state in states)  # nothing indexed yet
+    assert all(state.lookup._indexed == NGRAM for state in states)  # nothing indexed yet
     assert plan_for(Drafter(16), states[:1], rows=1)[0] > 0  # catches up, then drafts
 
 
